@@ -1,0 +1,109 @@
+"""`repro bench`: value-and-grad speed of the ORT-VJP and torch-autograd backends, side by side in one run.
+
+Each backend runs in its own child process so that its peak resident memory (VmHWM) is its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import statistics
+import time
+
+import numpy as np
+import onnx
+
+FLOP_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def forward_flops(model: onnx.ModelProto) -> float:
+    """Multiply-adds ×2 of the convolutions and matrix products for one chain (batch 1)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        shapes[vi.name] = [
+            d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim
+        ]
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    total = 0.0
+    for node in model.graph.node:
+        if node.op_type not in FLOP_OPS or node.input[1] not in weights:
+            continue
+        w = weights[node.input[1]]
+        if node.op_type == "Conv":
+            out = shapes.get(node.output[0])
+            if out:
+                total += 2.0 * np.prod(out[1:]) * np.prod(w[1:])
+        elif node.op_type == "ConvTranspose":
+            inp = shapes.get(node.input[0])
+            if inp:
+                total += 2.0 * np.prod(inp[1:]) * np.prod(w[1:])
+        else:
+            total += 2.0 * np.prod(w)
+    return total
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _measure(backend_name: str, model_bytes: bytes, batch: int, repeats: int, seed: int, queue) -> None:
+    model = onnx.ModelProto.FromString(model_bytes)
+    if backend_name == "ort":
+        from repro.runtime.ort import OrtBackend
+
+        backend = OrtBackend(model, 0)
+    else:
+        import torch
+
+        from repro.runtime.torch import TorchBackend
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        backend = TorchBackend(model, 0)
+    z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
+    backend.value_and_grad(z)  # warm-up: allocations, kernel selection
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        backend.value_and_grad(z)
+        times.append(time.perf_counter() - t0)
+    queue.put({"median_s": statistics.median(times), "times_s": times, "peak_rss_mb": _peak_rss_mb()})
+
+
+def run_bench(
+    posterior: onnx.ModelProto, batches=(1, 8), repeats: int = 5, seed: int = 0, progress=None
+) -> dict:
+    flops = 2.0 * forward_flops(
+        posterior
+    )  # forward + input-gradient sweep ≈ 2× forward (no weight gradients)
+    model_bytes = posterior.SerializeToString()
+    ctx = mp.get_context("spawn")
+    rows = []
+    for batch in batches:
+        for name in ("ort", "torch"):
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_measure, args=(name, model_bytes, batch, repeats, seed, queue))
+            proc.start()
+            result = queue.get()
+            proc.join()
+            per_chain = result["median_s"] / batch
+            rows.append(
+                {
+                    "backend": name,
+                    "batch": batch,
+                    "median_s": result["median_s"],
+                    "s_per_chain": per_chain,
+                    "gflops": flops / per_chain / 1e9,
+                    "peak_rss_mb": result["peak_rss_mb"],
+                    "times_s": result["times_s"],
+                }
+            )
+            if progress:
+                progress(rows[-1])
+    for batch in batches:
+        o, t = (next(r for r in rows if r["backend"] == b and r["batch"] == batch) for b in ("ort", "torch"))
+        o["speedup_vs_torch"] = t["median_s"] / o["median_s"]
+    return {"gflop_per_chain": flops / 1e9, "repeats": repeats, "rows": rows}

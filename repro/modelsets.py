@@ -1,0 +1,282 @@
+"""Model sets (DESIGN §7): which generator, classifier, crop, bounds, judge and evaluator belong together.
+
+A model set on disk is a folder with `manifest.json`. Two sets are built in: `embedded` (trained by tools/,
+shipped under models/embedded) and `random` (the full-size built-in architectures with seeded random weights,
+made in memory, for parity and speed at full size without anyone's weight files). The DGN sets are known by
+the files they expect; repro never downloads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from repro.errors import BadInput
+
+REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class NetFiles:
+    prototxt: Path | None  # None: a built-in architecture made in memory (the `random` set)
+    caffemodel: Path | None
+    blobs: dict[str, str]  # role → blob name: input, output / logits, features, code
+    arch: str | None = None  # built-in architecture name when prototxt is None
+    seed: int = 0
+    last_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    name: str
+    root: Path | None
+    generator: NetFiles
+    classifier: NetFiles
+    crop_size: int
+    crop_offset: int
+    class_names: list[str]
+    map_lr: float = 8.0  # DGN-AM's start step size for MAP (2.0 for GoogLeNet)
+    mala_step: float = 1e-3  # initial τ of the paper's decaying MALA schedule, per set (code scale differs)
+    hmc_step: float = 1e-2  # initial ε of the HMC leapfrog schedule
+    clip_bounds: Path | None = None
+    judge: NetFiles | None = None
+    evaluator: NetFiles | None = None
+    mean_bgr: list[float] = field(default_factory=lambda: [104.0, 117.0, 123.0])
+    manifest: dict = field(default_factory=dict)
+
+
+KNOWN_EXTERNAL = {
+    "dgn-caffenet": {
+        "files": [
+            "generator.prototxt",
+            "generator.caffemodel",
+            "caffenet.prototxt",
+            "bvlc_reference_caffenet.caffemodel",
+            "fc6.txt (act_range/3x, optional)",
+        ],
+        "generator": ("generator.prototxt", "generator.caffemodel", {"input": "feat", "output": "deconv0"}),
+        "classifier": (
+            "caffenet.prototxt",
+            "bvlc_reference_caffenet.caffemodel",
+            {"input": "data", "logits": "fc8"},
+        ),
+        "crop": (227, 14),
+        "map_lr": 8.0,
+    },
+    "dgn-googlenet": {
+        "files": [
+            "generator.prototxt",
+            "generator.caffemodel",
+            "bvlc_googlenet_updated.prototxt",
+            "bvlc_googlenet.caffemodel",
+            "fc6.txt (act_range/3x, optional)",
+        ],
+        "generator": ("generator.prototxt", "generator.caffemodel", {"input": "feat", "output": "deconv0"}),
+        "classifier": (
+            "bvlc_googlenet_updated.prototxt",
+            "bvlc_googlenet.caffemodel",
+            {"input": "data", "logits": "loss3/classifier"},
+        ),
+        "crop": (224, 16),
+        "map_lr": 2.0,
+    },
+    "dgn-places205": {
+        "files": [
+            "generator.prototxt",
+            "generator.caffemodel",
+            "places205CNN_deploy_updated.prototxt",
+            "places205CNN_iter_300000.caffemodel",
+            "fc6.txt (act_range/3x, optional)",
+        ],
+        "generator": ("generator.prototxt", "generator.caffemodel", {"input": "feat", "output": "deconv0"}),
+        "classifier": (
+            "places205CNN_deploy_updated.prototxt",
+            "places205CNN_iter_300000.caffemodel",
+            {"input": "data", "logits": "fc8"},
+        ),
+        "crop": (227, 14),
+        "map_lr": 8.0,
+    },
+}
+
+
+def _random_set() -> ModelSet:
+    return ModelSet(
+        name="random",
+        root=None,
+        generator=NetFiles(None, None, {"input": "feat", "output": "deconv0"}, arch="fc6_generator", seed=1),
+        classifier=NetFiles(
+            None, None, {"input": "data", "logits": "fc8"}, arch="caffenet", seed=2, last_scale=0.02
+        ),
+        crop_size=227,
+        crop_offset=14,
+        class_names=[f"class {i}" for i in range(1000)],
+    )
+
+
+def _net_files(root: Path, entry: dict, where: str) -> NetFiles:
+    try:
+        blobs = {k: v for k, v in entry.items() if k not in ("prototxt", "caffemodel")}
+        return NetFiles(root / entry["prototxt"], root / entry["caffemodel"], blobs)
+    except KeyError as e:
+        raise BadInput(f"{root / 'manifest.json'}: {where} needs the key {e.args[0]!r}") from None
+
+
+def from_manifest(root: Path) -> ModelSet:
+    path = root / "manifest.json"
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    for key in ("generator", "classifier", "crop", "class_names"):
+        if key not in m:
+            raise BadInput(f"{path}: missing the key {key!r}")
+    opt = {k: _net_files(root, m[k], k) for k in ("judge", "evaluator") if m.get(k)}
+    return ModelSet(
+        name=m.get("name", root.name),
+        root=root,
+        generator=_net_files(root, m["generator"], "generator"),
+        classifier=_net_files(root, m["classifier"], "classifier"),
+        crop_size=int(m["crop"]["size"]),
+        crop_offset=int(m["crop"]["offset"]),
+        class_names=list(m["class_names"]),
+        map_lr=float(m.get("map_lr", 8.0)),
+        mala_step=float(m.get("mala_step", 1e-3)),
+        hmc_step=float(m.get("hmc_step", 1e-2)),
+        clip_bounds=root / m["clip_bounds"] if m.get("clip_bounds") else None,
+        mean_bgr=list(m.get("mean_bgr", [104.0, 117.0, 123.0])),
+        manifest=m,
+        **opt,
+    )
+
+
+def _from_known(name: str, root: Path) -> ModelSet:
+    k = KNOWN_EXTERNAL[name]
+    missing = [f for f in k["files"] if "optional" not in f and not (root / f).exists()]
+    if missing:
+        raise BadInput(f"model set {name} in {root}: missing {', '.join(missing)}")
+    gp, gm, gb = k["generator"]
+    cp, cm, cb = k["classifier"]
+    bounds = root / "fc6.txt"
+    return ModelSet(
+        name=name,
+        root=root,
+        generator=NetFiles(root / gp, root / gm, gb),
+        classifier=NetFiles(root / cp, root / cm, cb),
+        crop_size=k["crop"][0],
+        crop_offset=k["crop"][1],
+        class_names=[f"class {i}" for i in range(1000 if name != "dgn-places205" else 205)],
+        map_lr=k["map_lr"],
+        clip_bounds=bounds if bounds.exists() else None,
+    )
+
+
+def default_name() -> str:
+    return "embedded" if (REPO_MODELS / "embedded" / "manifest.json").exists() else "random"
+
+
+def resolve(spec: str | None) -> ModelSet:
+    """`spec`: a set name (embedded, random), a folder with manifest.json, or `dgn-…=FOLDER`."""
+    spec = spec or default_name()
+    if spec == "random":
+        return _random_set()
+    if spec == "embedded":
+        root = REPO_MODELS / "embedded"
+        if not (root / "manifest.json").exists():
+            raise BadInput(f"the embedded model set is missing: no {root / 'manifest.json'}")
+        return from_manifest(root)
+    name, _, folder = spec.partition("=")
+    if name in KNOWN_EXTERNAL:
+        if not folder:
+            raise BadInput(f"model set {name} needs its folder: --models {name}=DIR (see `repro models`)")
+        return _from_known(name, Path(folder))
+    root = Path(spec)
+    if (root / "manifest.json").exists():
+        return from_manifest(root)
+    known = ", ".join(["embedded", "random", *[f"{k}=DIR" for k in KNOWN_EXTERNAL]])
+    raise BadInput(f"unknown model set {spec!r}: expected one of {known}, or a folder with manifest.json")
+
+
+def status() -> list[tuple[str, str, str]]:
+    """(name, state, what it expects) for `repro models`."""
+    rows = []
+    emb = REPO_MODELS / "embedded" / "manifest.json"
+    rows.append(("embedded", "ready" if emb.exists() else "missing", str(emb.parent)))
+    rows.append(("random", "ready", "built-in fc6 generator + CaffeNet, seeded random weights (no files)"))
+    for name, k in KNOWN_EXTERNAL.items():
+        rows.append((name, "needs files", f"--models {name}=DIR with " + ", ".join(k["files"])))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- conversion
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
+
+
+def _file_digest(*paths: Path) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:24]
+
+
+def load_caffe_net(files: NetFiles):
+    """The Caffe net of one role, weights attached (from files, or seeded for a built-in architecture)."""
+    from repro import caffe
+    from repro.caffe import architectures
+
+    if files.prototxt is None:
+        net = caffe.parse_net_text(getattr(architectures, files.arch)(), source=f"<built-in {files.arch}>")
+        caffe.random_weights(net, files.seed, last_scale=files.last_scale)
+        return net
+    for p in (files.prototxt, files.caffemodel):
+        if not p.exists():
+            raise BadInput(f"model file not found: {p}")
+    return caffe.load_net(files.prototxt, files.caffemodel)
+
+
+def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
+    """Caffe → ONNX for one role, cached by the content hash of its input files (real files only)."""
+    from repro.convert import save_onnx, to_onnx
+
+    cached = None
+    if use_cache and files.prototxt is not None:
+        cached = cache_dir() / f"{_file_digest(files.prototxt, files.caffemodel)}.onnx"
+        if cached.exists():
+            return onnx.load(cached)
+    model = to_onnx(load_caffe_net(files))
+    if cached is not None:
+        try:
+            save_onnx(model, cached)
+        except OSError:
+            pass  # a read-only cache only costs time
+    return model
+
+
+def posterior_model(
+    ms: ModelSet, objective: str = "log_softmax", prior_sigma: float | None = 1.0
+) -> onnx.ModelProto:
+    """The set's forward posterior graph (see repro.posterior)."""
+    from repro.posterior import PosteriorSpec, build_posterior
+
+    spec = PosteriorSpec(
+        gen_input=ms.generator.blobs["input"],
+        gen_output=ms.generator.blobs["output"],
+        cls_input=ms.classifier.blobs["input"],
+        cls_logits=ms.classifier.blobs["logits"],
+        crop_size=ms.crop_size,
+        crop_offset=ms.crop_offset,
+        objective=objective,
+        prior_sigma=prior_sigma,
+    )
+    return build_posterior(convert_net(ms.generator), convert_net(ms.classifier), spec)

@@ -1,0 +1,169 @@
+"""The posterior as one ONNX graph: z → G → centre crop → C → objective_k → + log prior → logp (DESIGN §2).
+
+One graph, not three sessions glued in Python, so that `repro.grad` can differentiate it end to end and a
+single ONNX Runtime run returns value and gradient for every chain. The class enters as a one-hot input, so
+chains in one batch may target different classes without rebuilding the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnx.compose
+from onnx import TensorProto, helper, numpy_helper
+
+from repro.errors import BadInput
+
+OPSET = 17
+IR_VERSION = 8
+OBJECTIVES = ("logit", "log_softmax")
+
+
+@dataclass(frozen=True)
+class PosteriorSpec:
+    """How the generator and classifier ONNX graphs are joined and what is being maximised/sampled."""
+
+    gen_input: str  # generator input blob (the code z), e.g. "feat"
+    gen_output: str  # generator output blob (the image), e.g. "deconv0"
+    cls_input: str  # classifier input blob, e.g. "data"
+    cls_logits: str  # pre-softmax blob, e.g. "fc8"
+    crop_size: int  # classifier input size (227 for CaffeNet, 224 GoogLeNet)
+    crop_offset: int  # top-left offset of the centre crop (14 for 256→227, 16 for 256→224)
+    objective: str = "log_softmax"  # "logit" (DGN-AM's a_k) or "log_softmax" (the paper's log p(k|x))
+    prior_sigma: float | None = 1.0  # N(0, σ²I) prior on z; None: no prior term
+
+
+def _value_shape(model: onnx.ModelProto, name: str) -> list[int | str]:
+    graph = model.graph
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.name == name:
+            return [
+                d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim
+            ]
+    raise BadInput(f"no value named {name!r} in the ONNX graph {graph.name!r}")
+
+
+def _with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Declare the first dimension of every graph input and output symbolic, so B chains run in one call."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for vi in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        dims = vi.type.tensor_type.shape.dim
+        if dims:
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = "batch"
+    return model
+
+
+def _prefixed(model: onnx.ModelProto, prefix: str) -> onnx.GraphProto:
+    return onnx.compose.add_prefix(_with_dynamic_batch(model), prefix).graph
+
+
+def build_posterior(
+    generator: onnx.ModelProto, classifier: onnx.ModelProto, spec: PosteriorSpec
+) -> onnx.ModelProto:
+    """Forward graph: inputs `z` [B, D], `class_onehot` [B, K]; outputs `logp` [B], `image`, `logits`.
+
+    `generator` and `classifier` are converted Caffe nets (value names = blob names).
+    """
+    if spec.objective not in OBJECTIVES:
+        raise BadInput(f"objective must be one of {', '.join(OBJECTIVES)}, got {spec.objective!r}")
+    if spec.prior_sigma is not None and not spec.prior_sigma > 0:
+        raise BadInput(f"prior sigma must be positive, got {spec.prior_sigma}")
+    gen_in = _value_shape(generator, spec.gen_input)
+    gen_out = _value_shape(generator, spec.gen_output)
+    cls_out = _value_shape(classifier, spec.cls_logits)
+    code_size = int(np.prod([d for d in gen_in[1:]]))
+    n_classes = int(np.prod([d for d in cls_out[1:]]))
+    height, width = int(gen_out[2]), int(gen_out[3])
+    end = spec.crop_offset + spec.crop_size
+    if spec.crop_offset < 0 or end > min(height, width):
+        raise BadInput(
+            f"crop of {spec.crop_size} at offset {spec.crop_offset} does not fit the generator's "
+            f"{height}×{width} output"
+        )
+
+    g = _prefixed(generator, "G/")
+    c = _prefixed(classifier, "C/")
+    const = [
+        numpy_helper.from_array(np.array([spec.crop_offset, spec.crop_offset], np.int64), "crop_starts"),
+        numpy_helper.from_array(np.array([end, end], np.int64), "crop_ends"),
+        numpy_helper.from_array(np.array([2, 3], np.int64), "crop_axes"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([-1] + [int(d) for d in gen_in[1:]], np.int64), "code_shape"),
+    ]
+    nodes = [helper.make_node("Reshape", ["z", "code_shape"], ["G/" + spec.gen_input], name="posterior/code")]
+    nodes += list(g.node)
+    nodes.append(helper.make_node("Identity", ["G/" + spec.gen_output], ["image"], name="posterior/image"))
+    nodes.append(
+        helper.make_node(
+            "Slice",
+            ["image", "crop_starts", "crop_ends", "crop_axes"],
+            ["C/" + spec.cls_input],
+            name="posterior/crop",
+        )
+    )
+    nodes += list(c.node)
+    nodes.append(
+        helper.make_node("Flatten", ["C/" + spec.cls_logits], ["logits"], axis=1, name="posterior/logits")
+    )
+    scores = "logits"
+    if spec.objective == "log_softmax":
+        nodes.append(
+            helper.make_node("LogSoftmax", ["logits"], ["log_probs"], axis=1, name="posterior/log_softmax")
+        )
+        scores = "log_probs"
+    nodes.append(helper.make_node("Mul", [scores, "class_onehot"], ["class_scores"], name="posterior/select"))
+    nodes.append(
+        helper.make_node(
+            "ReduceSum", ["class_scores", "axis1"], ["objective"], keepdims=0, name="posterior/objective"
+        )
+    )
+    if spec.prior_sigma is None:
+        nodes.append(helper.make_node("Identity", ["objective"], ["logp"], name="posterior/logp"))
+    else:
+        const.append(numpy_helper.from_array(np.array(-0.5 / spec.prior_sigma**2, np.float32), "prior_coeff"))
+        nodes += [
+            helper.make_node("Mul", ["z", "z"], ["z_sq"], name="posterior/z_sq"),
+            helper.make_node(
+                "ReduceSum", ["z_sq", "axis1"], ["z_sq_sum"], keepdims=0, name="posterior/z_sq_sum"
+            ),
+            helper.make_node("Mul", ["z_sq_sum", "prior_coeff"], ["log_prior"], name="posterior/log_prior"),
+            helper.make_node("Add", ["objective", "log_prior"], ["logp"], name="posterior/logp"),
+        ]
+
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes,
+        "posterior",
+        inputs=[
+            helper.make_tensor_value_info("z", f32, ["batch", code_size]),
+            helper.make_tensor_value_info("class_onehot", f32, ["batch", n_classes]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("logp", f32, ["batch"]),
+            helper.make_tensor_value_info("image", f32, ["batch", gen_out[1], height, width]),
+            helper.make_tensor_value_info("logits", f32, ["batch", n_classes]),
+        ],
+        initializer=list(g.initializer) + list(c.initializer) + const,
+        value_info=list(g.value_info) + list(c.value_info),
+    )
+    model = helper.make_model_gen_version(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="repro.posterior"
+    )
+    model.ir_version = min(model.ir_version, IR_VERSION)
+    return model
+
+
+def onehot(classes: np.ndarray | int, n_chains: int, n_classes: int) -> np.ndarray:
+    """One row per chain; `classes` is one class for all chains or one per chain."""
+    classes = np.broadcast_to(np.asarray(classes, dtype=np.int64), (n_chains,))
+    if classes.min() < 0 or classes.max() >= n_classes:
+        bad = classes[(classes < 0) | (classes >= n_classes)][0]
+        raise BadInput(
+            f"class index {bad} is outside the classifier's {n_classes} outputs (0..{n_classes - 1})"
+        )
+    out = np.zeros((n_chains, n_classes), np.float32)
+    out[np.arange(n_chains), classes] = 1.0
+    return out

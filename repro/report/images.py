@@ -1,0 +1,67 @@
+"""Images as DGN-AM showed them, and grids of them.
+
+The generator emits BGR, mean-subtracted, 0–255-scale images. DGN-AM saved them by swapping to RGB, clipping
+to [−120, 120] and mapping that range to [0, 255]; scipy's imsave then stretched each image's own min..max to
+0..255, which is what its realism judge scored. Both are offered; the plain mapping is the default because
+it keeps over-saturation visible instead of normalising it away.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from repro.atomic import atomic_path
+
+DISPLAY_CLIP = 120.0
+
+
+def to_display(image_bgr: np.ndarray, stretch: bool = False) -> np.ndarray:
+    """[3, H, W] generator output → uint8 [H, W, 3] RGB."""
+    rgb = np.clip(np.asarray(image_bgr, np.float64)[::-1], -DISPLAY_CLIP, DISPLAY_CLIP)
+    if stretch:
+        lo, hi = rgb.min(), rgb.max()
+        unit = (rgb - lo) / (hi - lo) if hi > lo else np.zeros_like(rgb)
+    else:
+        unit = (rgb + DISPLAY_CLIP) / (2 * DISPLAY_CLIP)
+    return np.round(unit.transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def saturated_fraction(image_bgr: np.ndarray) -> float:
+    """Fraction of pixel values at or beyond the display clip: the visible symptom of super-stimuli."""
+    return float(np.mean(np.abs(image_bgr) >= DISPLAY_CLIP))
+
+
+def save_png(path: str | os.PathLike, pixels: np.ndarray, scale: int = 1) -> None:
+    img = Image.fromarray(pixels)
+    if scale != 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def grid(
+    tiles: Sequence[np.ndarray],
+    columns: int,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    pad: int = 2,
+) -> np.ndarray:
+    """uint8 tiles [H, W, 3] laid out row by row, with optional text labels on the left and top."""
+    h, w = tiles[0].shape[:2]
+    rows = (len(tiles) + columns - 1) // columns
+    left = 8 + 6 * max((len(s) for s in row_labels), default=0) if row_labels else 0
+    top = 14 if col_labels else 0
+    canvas = Image.new("RGB", (left + columns * (w + pad) + pad, top + rows * (h + pad) + pad), "white")
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas.paste(Image.fromarray(tile), (left + pad + c * (w + pad), top + pad + r * (h + pad)))
+    draw = ImageDraw.Draw(canvas)
+    for r, label in enumerate(row_labels or []):
+        draw.text((2, top + pad + r * (h + pad) + h // 2 - 5), label, fill="black")
+    for c, label in enumerate(col_labels or []):
+        draw.text((left + pad + c * (w + pad), 1), label[: max(1, w // 6)], fill="black")
+    return np.asarray(canvas)
