@@ -22,6 +22,59 @@ MODELS_HELP = "model set: embedded, random, a folder with manifest.json, or dgn-
 
 
 @cli.command()
+@click.argument("prototxt", type=click.Path(dir_okay=False))
+@click.argument("caffemodel", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="ONNX file")
+@click.option("--outputs", default=None, help="comma-separated blobs to expose (default: the net's outputs)")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="input batch (default: prototxt's)")
+@click.option("--dynamic-batch", is_flag=True, help="declare the batch axis as the symbol 'batch'")
+def convert(prototxt, caffemodel, out, outputs, batch, dynamic_batch) -> None:
+    """Convert a Caffe net to ONNX (opset 17); ONNX value names are the Caffe blob names."""
+    import time
+
+    from repro.caffe import load_net
+    from repro.convert import save_onnx, to_onnx
+
+    start = time.perf_counter()
+    net = load_net(prototxt, caffemodel, batch=batch)
+    names = [name.strip() for name in outputs.split(",") if name.strip()] if outputs is not None else None
+    model = to_onnx(net, names, dynamic_batch=dynamic_batch)
+    save_onnx(model, out)
+    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
+        for value in values:
+            dims = [d.dim_param or str(d.dim_value) for d in value.type.tensor_type.shape.dim]
+            click.echo(f"{kind:<6}  {value.name}  [{', '.join(dims)}]")
+    seconds = time.perf_counter() - start
+    click.echo(f"wrote {out}: {len(net.layers)} layers, {len(model.graph.node)} ONNX nodes, {seconds:.2f} s")
+
+
+@cli.command()
+@click.argument("model_path", metavar="IN.onnx", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="ONNX file")
+@click.option("--wrt", required=True, help="graph input to differentiate with respect to")
+@click.option("--of", "of", required=True, help="value (any in the graph) whose sum is differentiated")
+@click.option("--unit", type=int, default=None, help="differentiate only this unit of OF's non-batch part")
+def grad(model_path, out, wrt, of, unit) -> None:
+    """Add an output grad_WRT = d/dWRT of Σ_batch OF[b].flat[UNIT] (all units if none), in ONNX ops."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from repro.convert import save_onnx
+    from repro.errors import BadInput
+    from repro.grad import value_and_grad_model
+
+    try:
+        model = onnx.load(model_path)
+        result = value_and_grad_model(model, wrt, of, unit)
+    except DecodeError as e:
+        raise BadInput(f"{model_path}: not an ONNX model ({e})") from e
+    except BadInput as e:
+        raise BadInput(f"{model_path}: {e}") from e
+    save_onnx(result, out)
+    click.echo(f"wrote {out}: outputs {', '.join(o.name for o in result.graph.output)}")
+
+
+@cli.command()
 def models() -> None:
     """List the model sets repro knows, whether each is ready, and the files each expects."""
     from repro.modelsets import status
@@ -166,6 +219,58 @@ def sample(
         f"{record['steps']} steps, acceptance {rate:.2f}, {record['n_grad']} gradients/chain, "
         f"{record['timings']['sample_s']:.1f} s → {out_dir}/grid.png"
     )
+
+
+@cli.command()
+@click.option("--models", "models_spec", default=None, help=MODELS_HELP)
+@click.option("--classes", default=None, help="comma-separated class indices [default: all; --quick: 0,1,2]")
+@click.option(
+    "--chains", default=None, type=click.IntRange(min=2), help="chains per class [default: 4; --quick: 3]"
+)
+@click.option(
+    "--budget",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="fraction of the paper's 6000 gradients per MCMC chain [default: 1; --quick: 0.1]",
+)
+@click.option("--quick", is_flag=True, help="a small run (3 classes, 3 chains, 10% budget): minutes on a CPU")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--map-steps", default=200, show_default=True, type=click.IntRange(min=2), help="DGN-AM MAP iterations"
+)
+@click.option("--rows", default=None, help="comma-separated row keys [default: all], e.g. map-clip,mala")
+@click.option("--backend", default="ort", show_default=True, type=click.Choice(["ort", "torch"]))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def report(
+    models_spec, classes, chains, budget, quick, seed, map_steps, rows, backend, device, out_dir
+) -> None:
+    """Reproduce the paper's comparison: every method on every class, metrics, claims, figures, HTML."""
+    from pathlib import Path
+
+    from repro.errors import BadInput
+    from repro.report.build import ReportOptions, make_report
+
+    try:
+        class_list = [int(k) for k in classes.split(",")] if classes else None
+    except ValueError:
+        raise BadInput(f"--classes: expected comma-separated integers, got {classes!r}") from None
+    opts = ReportOptions(
+        models=models_spec,
+        classes=class_list,
+        chains=chains,
+        budget=budget,
+        quick=quick,
+        seed=seed,
+        map_steps=map_steps,
+        rows=rows.split(",") if rows else None,
+        backend=backend,
+        device=device,
+    )
+    results = make_report(opts, Path(out_dir))
+    verdicts = ", ".join(f"{c['number']}: {c['verdict']}" for c in results["claims"])
+    click.echo(f"claims {verdicts}")
+    click.echo(f"report written in {results['wall_seconds']:.0f} s → {Path(out_dir) / 'index.html'}")
 
 
 def main(argv: list[str] | None = None) -> int:

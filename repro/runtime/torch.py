@@ -60,7 +60,8 @@ class TorchBackend:
     def _run(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
         oh = torch.from_numpy(onehot(self.classes, z.shape[0], self.n_classes)).to(self.device, self.dtype)
         out = self.module(z, oh)
-        return out if isinstance(out, tuple) else (out,)
+        # onnx2torch returns a bare tensor for one output and a list or tuple for several.
+        return tuple(out) if isinstance(out, (list, tuple)) else (out,)
 
     def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         zt = torch.tensor(np.asarray(z), dtype=self.dtype, device=self.device, requires_grad=True)

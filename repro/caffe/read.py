@@ -1,0 +1,230 @@
+"""Reading Caffe nets: prototxt (V0/V1/V2, legacy input fields) plus an optional caffemodel, as a `Net`.
+
+Follows what Caffe's `Net(prototxt, TEST)` + `CopyTrainedLayersFrom(caffemodel)` do, but turns every
+failure into one `BadInput` line naming the file, the layer, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from google.protobuf import message, text_format
+
+from repro.caffe import schema
+from repro.caffe.net import Layer, Net
+from repro.caffe.shapes import Shape, infer_shapes, layer_shapes
+from repro.caffe.upgrade import blobs_by_layer, upgrade_layers
+from repro.errors import BadInput
+
+# Layers that read a training database: a deploy net has an Input layer (or input: fields) instead.
+DATA_TYPES = {"Data", "ImageData", "HDF5Data", "WindowData", "MemoryData", "DummyData", "AnnotatedData"}
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: {what} is a directory, expected a file") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read {what}: {e.strerror}") from None
+
+
+def parse_prototxt(text: str, source: str) -> Any:
+    """Text NetParameter of any version; fields outside repro's schema subset are skipped."""
+    param = schema.NetParameter()
+    try:
+        text_format.Merge(text, param, allow_unknown_field=True, allow_unknown_extension=True)
+    except text_format.ParseError as e:
+        line = e.GetLine()
+        detail = str(e).split(" : ", 1)[-1]
+        raise BadInput(f"{source}: prototxt syntax error at line {line}: {detail}") from None
+    return param
+
+
+def parse_caffemodel(data: bytes, source: str) -> Any:
+    """Binary NetParameter of any version; a truncated or non-protobuf file is refused."""
+    param = schema.NetParameter()
+    try:
+        param.ParseFromString(data)
+    except message.DecodeError as e:
+        raise BadInput(
+            f"{source}: not a valid caffemodel (truncated or not a binary NetParameter: {e})"
+        ) from None
+    if not param.layer and not param.layers:
+        raise BadInput(f"{source}: caffemodel holds no layers (expected a binary NetParameter with weights)")
+    return param
+
+
+def _meets(rule: Any, state: Any) -> bool:
+    """Net::StateMeetsRule."""
+    if rule.HasField("phase") and rule.phase != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    return all(s in state.stage for s in rule.stage) and not any(s in state.stage for s in rule.not_stage)
+
+
+def _test_phase(layers: list[Any], net_state: Any, source: str) -> list[Any]:
+    """Net::FilterNet for the TEST phase (levels and stages from the prototxt's `state`)."""
+    state = schema.NetState()
+    state.CopyFrom(net_state)
+    state.phase = schema.TEST  # as in Net(prototxt, caffe::TEST)
+    kept = []
+    for layer in layers:
+        if layer.include and layer.exclude:
+            raise BadInput(
+                f"{source}: layer '{layer.name}' gives both include and exclude rules; Caffe allows one"
+            )
+        included = not layer.include
+        if any(_meets(rule, state) for rule in layer.exclude):
+            included = False
+        if any(_meets(rule, state) for rule in layer.include):
+            included = True
+        if included:
+            kept.append(layer)
+    return kept
+
+
+def _to_layers(params: list[Any], source: str) -> list[Layer]:
+    layers = []
+    for p in params:
+        if p.type in DATA_TYPES:
+            raise BadInput(
+                f"{source}: layer '{p.name}' is a {p.type} layer that reads training data; "
+                "give a deploy prototxt whose inputs come from an Input layer or input: fields"
+            )
+        layers.append(Layer(p.name, p.type, list(p.bottom), list(p.top), p))
+    return layers
+
+
+def _free_reshape_batch(net: Net) -> None:
+    """A Reshape that hard-codes the prototxt's batch in `dim[0]` (the DGN generator's `dim: 1`) copies the
+    batch instead (dim 0), so the net runs at any batch size."""
+    batches = {
+        s.dim[0]
+        for layer in net.layers
+        if layer.type == "Input"
+        for s in layer.params.input_param.shape
+        if s.dim
+    }
+    shapes = infer_shapes(net)
+    for layer in net.layers:
+        p = layer.params.reshape_param
+        if layer.type != "Reshape" or not p.shape.dim or len(layer.bottoms) != 1:
+            continue
+        bottom = shapes[layer.bottoms[0]]
+        starts_at_batch = p.axis == 0 or p.axis == -(len(bottom) + 1)
+        if (
+            starts_at_batch
+            and p.shape.dim[0] > 0
+            and p.shape.dim[0] in batches
+            and p.shape.dim[0] == bottom[0]
+        ):
+            p.shape.dim[0] = 0
+
+
+def _set_batch(net: Net, batch: int) -> None:
+    if batch < 1:
+        raise BadInput(f"{net.source}: batch must be at least 1, got {batch}")
+    for layer in net.layers:
+        if layer.type == "Input":
+            for shape in layer.params.input_param.shape:
+                if shape.dim:
+                    shape.dim[0] = batch
+
+
+def _build(param: Any, source: str, batch: int | None) -> Net:
+    params = _test_phase(upgrade_layers(param, source), param.state, source)
+    net = Net(param.name, _to_layers(params, source), source)
+    produced: set[str] = set()
+    for layer in net.layers:
+        for bottom in layer.bottoms:
+            if bottom not in produced:
+                raise BadInput(
+                    f"{source}: layer '{layer.name}' takes bottom '{bottom}', "
+                    "which no earlier layer (or input) produces"
+                )
+        produced.update(layer.tops)
+    _free_reshape_batch(net)
+    if batch is not None:
+        _set_batch(net, batch)
+    net.shapes = infer_shapes(net)
+    return net
+
+
+def parse_net_text(text: str, source: str = "<string>", *, batch: int | None = None) -> Net:
+    """A net from prototxt text (no weights)."""
+    return _build(parse_prototxt(text, source), source, batch)
+
+
+def _blob_array(blob: Any, expected: Shape, where: str) -> np.ndarray:
+    """BlobProto -> float32 array of the expected shape. As in Blob::ShapeEquals, legacy num/channels/
+    height/width, when present, win over `shape` and compare right-aligned (leading 1s squeezed)."""
+    if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
+        actual = (blob.num, blob.channels, blob.height, blob.width)
+        matches = len(expected) <= 4 and actual == (1,) * (4 - len(expected)) + tuple(expected)
+    else:
+        actual = tuple(int(d) for d in blob.shape.dim)
+        matches = actual == tuple(expected)
+    if not matches:
+        raise BadInput(f"{where}: expected shape {tuple(expected)}, caffemodel has {actual}")
+    values = blob.double_data if len(blob.double_data) else blob.data
+    array = np.array(values, dtype=np.float32)
+    if array.size != int(np.prod(expected)):
+        raise BadInput(
+            f"{where}: shape {tuple(expected)} needs {int(np.prod(expected))} values, "
+            f"caffemodel has {array.size}"
+        )
+    return array.reshape(expected)
+
+
+def attach_weights(net: Net, param: Any, source: str) -> None:
+    """CopyTrainedLayersFrom: weights by layer name; layers the net lacks are ignored, as in Caffe."""
+    stored = blobs_by_layer(param)
+    for layer, shapes in zip(net.layers, layer_shapes(net), strict=True):
+        blobs = stored.get(layer.name)
+        if blobs is None:
+            if shapes.weights:
+                raise BadInput(
+                    f"{source}: layer '{layer.name}' ({layer.type}) needs {len(shapes.weights)} weight "
+                    f"blob(s) {[tuple(s) for s in shapes.weights]}, caffemodel has no layer of that name"
+                )
+            continue
+        if len(blobs) != len(shapes.weights):
+            raise BadInput(
+                f"{source}: layer '{layer.name}' ({layer.type}): expected {len(shapes.weights)} weight "
+                f"blob(s), caffemodel has {len(blobs)}"
+            )
+        layer.blobs = [
+            _blob_array(blob, shape, f"{source}: layer '{layer.name}' ({layer.type}) blob {i}")
+            for i, (blob, shape) in enumerate(zip(blobs, shapes.weights, strict=True))
+        ]
+
+
+def load_net(
+    prototxt: str | os.PathLike,
+    caffemodel: str | os.PathLike | None = None,
+    *,
+    batch: int | None = None,
+) -> Net:
+    """A net from a prototxt and, optionally, its caffemodel; `batch` overrides the input batch size."""
+    path = Path(prototxt)
+    data = _read_bytes(path, "prototxt")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: prototxt is not text (a binary caffemodel given as the prototxt?)") from None
+    net = _build(parse_prototxt(text, str(path)), str(path), batch)
+    if caffemodel is not None:
+        model_path = Path(caffemodel)
+        attach_weights(
+            net, parse_caffemodel(_read_bytes(model_path, "caffemodel"), str(model_path)), str(model_path)
+        )
+    return net

@@ -1,0 +1,132 @@
+"""A Caffe `Net` (weights attached, shapes inferred) → one ONNX model, layer by layer through the registry."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import onnx
+from onnx import TensorProto, helper
+from tqdm import tqdm
+
+import repro.convert.layers  # noqa: F401  (fills the registry)
+from repro.caffe.net import Layer, Net
+from repro.caffe.shapes import infer_shapes
+from repro.convert.context import Context
+from repro.convert.registry import lookup
+from repro.errors import BadInput
+
+OPSET = 17  # onnx2torch lacks Pad-18 and AveragePool-19 (research/converters.md §3.2)
+BATCH = "batch"
+_PROGRESS_WEIGHTS = 20_000_000  # weights beyond which conversion takes long enough to show progress
+_PROGRESS_LAYERS = 200
+
+
+def to_onnx(
+    net: Net, outputs: Sequence[str] | None = None, *, dynamic_batch: bool = False
+) -> onnx.ModelProto:
+    """Convert `net`; the ONNX value named X holds Caffe's `net.blobs[X]` after a full forward.
+
+    `outputs` picks which blobs become graph outputs (default: the net's unconsumed blobs). With
+    `dynamic_batch` the batch axis of inputs, outputs and intermediate values is the symbol "batch".
+    """
+    source = net.source or f"<net {net.name}>"
+    if not net.shapes:
+        raise BadInput(f"{source}: the net has no inferred blob shapes")
+    outputs = list(net.outputs if outputs is None else outputs)
+    unknown = [name for name in outputs if name not in net.shapes]
+    if unknown or not outputs:
+        raise BadInput(
+            f"{source}: unknown output blob(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"blobs are: {', '.join(net.shapes)}"
+        )
+    _check_rewrites(net, source)
+    given = [name for name in outputs if name in net.inputs]
+    if given:
+        raise BadInput(f"{source}: {', '.join(map(repr, given))} is a net input, not a computed blob")
+
+    ctx = Context(net)
+    n_weights = sum(b.size for layer in net.layers for b in layer.blobs)
+    quiet = n_weights < _PROGRESS_WEIGHTS and len(net.layers) < _PROGRESS_LAYERS
+    layers = tqdm(net.layers, desc="convert", unit="layer", file=sys.stderr, disable=quiet, leave=False)
+    for index, layer in enumerate(layers):
+        convert = lookup(layer, source)
+        ctx.begin(index, layer)
+        convert(layer, ctx)
+        ctx.commit()
+
+    shapes = _value_shapes(net, source) if dynamic_batch else {b: tuple(s) for b, s in net.shapes.items()}
+    inputs = net.inputs
+    graph = helper.make_graph(
+        ctx.nodes,
+        net.name or "caffe_net",
+        [_value_info(name, shapes[name]) for name in inputs],
+        [_value_info(name, shapes[name]) for name in outputs],
+        value_info=[
+            _value_info(value, shapes[blob])
+            for value, blob in ctx.value_blob.items()
+            if value not in inputs and value not in outputs
+        ],
+    )
+    model = helper.make_model_gen_version(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="repro"
+    )
+    model.doc_string = f"converted from {source}"
+    for name, array in ctx.initializers:  # written into the final model once; weights can be GiBs
+        tensor = model.graph.initializer.add(name=name, dims=array.shape)
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    return model
+
+
+def _check_rewrites(net: Net, source: str) -> None:
+    """Only in-place rewrites of a blob keep "value X == Caffe's blob X" well defined; say so otherwise."""
+    writer: dict[str, Layer] = {}
+    for layer in net.layers:
+        for top in layer.tops:
+            first = writer.setdefault(top, layer)
+            if first is layer:
+                continue
+            if top not in layer.bottoms:
+                raise BadInput(
+                    f"{source}: layer {layer.name!r} ({layer.type}) writes blob {top!r}, already written by "
+                    f"{first.name!r}, without reading it; only in-place rewrites are supported"
+                )
+            if first.type == "Input":
+                raise BadInput(
+                    f"{source}: layer {layer.name!r} ({layer.type}) rewrites the net input {top!r} in place; "
+                    f"the graph input must keep that name, so give the layer a new top"
+                )
+
+
+def _value_shapes(net: Net, source: str) -> dict[str, tuple[int | str | None, ...]]:
+    """Blob shapes with every batch-dependent axis symbolic ("batch" on axis 0, unnamed elsewhere).
+
+    Which axes depend on the batch is found the way Caffe would: infer the shapes again at batch + 1.
+    """
+    layers = []
+    for layer in net.layers:
+        if layer.type == "Input":
+            params = type(layer.params)()
+            params.CopyFrom(layer.params)
+            for shape in params.input_param.shape:
+                if shape.dim:
+                    shape.dim[0] += 1
+            layer = Layer(layer.name, layer.type, layer.bottoms, layer.tops, params)
+        layers.append(layer)
+    try:
+        other = infer_shapes(Net(net.name, layers, net.source))
+    except BadInput as e:
+        raise BadInput(f"{source}: the net does not work at another batch size: {e}") from None
+    batch = net.shapes[net.inputs[0]][0] if net.inputs else None
+    shapes = {}
+    for blob, shape in net.shapes.items():
+        shapes[blob] = tuple(
+            d if d == o else (BATCH if i == 0 and d == batch else None)
+            for i, (d, o) in enumerate(zip(shape, other[blob], strict=True))
+        )
+    return shapes
+
+
+def _value_info(name: str, shape: tuple[int | str | None, ...]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))

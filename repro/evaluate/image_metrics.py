@@ -1,0 +1,115 @@
+"""What the report measures on generated images: realism (the judge), class accuracy (an independent
+evaluator, not the classifier the images were optimised against), content diversity and over-saturation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from repro.errors import BadInput
+from repro.modelsets import ModelSet, NetFiles, convert_net
+from repro.report.images import DISPLAY_CLIP, to_display
+
+
+def _session(files: NetFiles, outputs: list[str]):
+    """An ORT session over the converted net, exposing the named blobs as outputs."""
+    from repro.convert import to_onnx
+    from repro.modelsets import load_caffe_net
+    from repro.runtime.ort import make_session
+
+    model = convert_net(files)
+    missing = [b for b in outputs if b not in {o.name for o in model.graph.output}]
+    if missing:
+        model = to_onnx(load_caffe_net(files), outputs=outputs)
+    return make_session(model)
+
+
+class ImageMetrics:
+    """Judge and evaluator of a model set, run on generator outputs (BGR, mean-subtracted, 0–255 scale)."""
+
+    def __init__(self, ms: ModelSet):
+        if ms.judge is None or ms.evaluator is None:
+            raise BadInput(f"model set {ms.name} has no judge or evaluator; the report needs both")
+        self.ms = ms
+        self._judge_in = ms.judge.blobs["input"]
+        self._judge_out = ms.judge.blobs["output"]
+        self._judge = _session(ms.judge, [self._judge_out])
+        self._eval_in = ms.evaluator.blobs["input"]
+        self._eval_out = [ms.evaluator.blobs["logits"], ms.evaluator.blobs["features"]]
+        self._eval = _session(ms.evaluator, self._eval_out)
+        self._judge_size = self._judge.get_inputs()[0].shape[2]
+        self._eval_size = self._eval.get_inputs()[0].shape[2]
+        self._cls_in = ms.classifier.blobs["input"]
+        self._cls_out = ms.classifier.blobs["logits"]
+        self._cls = None  # built on first use: the posterior graph already holds the classifier
+
+    def _crop(self, images: np.ndarray, size: int) -> np.ndarray:
+        h = images.shape[2]
+        off = (h - size) // 2
+        return np.ascontiguousarray(images[:, :, off : off + size, off : off + size], dtype=np.float32)
+
+    def judge_log_p_real(self, images: np.ndarray) -> np.ndarray:
+        """log p(real) per image (Table 2's metric), one image at a time so batch size cannot matter."""
+        x = self._crop(images, self._judge_size)
+        p = np.concatenate(
+            [self._judge.run([self._judge_out], {self._judge_in: x[i : i + 1]})[0] for i in range(len(x))]
+        )
+        return np.log(np.clip(p.reshape(len(x), -1)[:, -1].astype(np.float64), 1e-12, 1.0))
+
+    def evaluator_outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits [N, K], features [N, F]) of the independent evaluator."""
+        x = self._crop(images, self._eval_size)
+        outs = [self._eval.run(self._eval_out, {self._eval_in: x[i : i + 1]}) for i in range(len(x))]
+        logits = np.concatenate([o[0].reshape(1, -1) for o in outs])
+        feats = np.concatenate([o[1].reshape(1, -1) for o in outs])
+        return logits, feats
+
+    def classifier_probs(self, images: np.ndarray) -> np.ndarray:
+        """Softmax [N, K] of the target classifier on its crop (the confidence the images were pushed to)."""
+        if self._cls is None:
+            self._cls = _session(self.ms.classifier, [self._cls_out])
+        o, s = self.ms.crop_offset, self.ms.crop_size
+        x = np.ascontiguousarray(images[:, :, o : o + s, o : o + s], dtype=np.float32)
+        logits = np.concatenate(
+            [
+                self._cls.run([self._cls_out], {self._cls_in: x[i : i + 1]})[0].reshape(1, -1)
+                for i in range(len(x))
+            ]
+        ).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def as_saved(images: np.ndarray) -> np.ndarray:
+    """The image as DGN-AM saved it and as the report shows it: values clipped to the display range.
+
+    The paper's judge scored saved image files, so realism and accuracy are measured on what a user gets;
+    over-saturation is measured separately on the raw output (`saturation`)."""
+    return np.clip(images, -DISPLAY_CLIP, DISPLAY_CLIP)
+
+
+def diversity(features: np.ndarray) -> float:
+    """Mean pairwise Euclidean distance between feature vectors (of one class's images)."""
+    n = len(features)
+    if n < 2:
+        return float("nan")
+    f = features.astype(np.float64)
+    d = np.sqrt(np.maximum(((f[:, None, :] - f[None, :, :]) ** 2).sum(-1), 0.0))
+    return float(d[np.triu_indices(n, 1)].mean())
+
+
+def saturation(images: np.ndarray) -> dict[str, float]:
+    """Over-saturation: pixel values at the display clip, and the mean HSV saturation of the shown image."""
+    at_clip = float(np.mean(np.abs(images) >= DISPLAY_CLIP))
+    rgb = np.stack([to_display(img) for img in images]).astype(np.float64) / 255.0
+    mx, mn = rgb.max(-1), rgb.min(-1)
+    hsv_s = np.where(mx > 0, (mx - mn) / np.where(mx > 0, mx, 1.0), 0.0)
+    return {"pixels_at_clip": at_clip, "hsv_saturation": float(hsv_s.mean())}
+
+
+def code_beyond_bounds(z: np.ndarray, upper: np.ndarray | None) -> float:
+    """Fraction of code units outside DGN-AM's [0, ub] box (nan when the set has no bounds)."""
+    if upper is None:
+        return float("nan")
+    return float(np.mean((z < 0) | (z > upper)))

@@ -1,0 +1,148 @@
+"""`repro report`: plan the grid, run (or reuse) its cells, measure, check the paper's claims, and write
+index.html, report.md, metrics.json and the figures, every file atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.atomic import write_text
+from repro.errors import BadInput, ReproError
+from repro.modelsets import resolve
+from repro.report import figures
+from repro.report.document import IMAGE_METRICS, build_document
+from repro.report.html import render_html
+from repro.report.markdown import render_markdown
+from repro.report.metrics import Stat, collect, stat
+from repro.report.plan import DGN_STEPS, make_plan, models_id
+from repro.report.reference import reference_metrics
+from repro.report.results import PAPER_TABLE2, build_results, schema_errors
+from repro.report.run import Executor, run_plan
+
+QUICK = {"classes": 3, "chains": 3, "budget": 0.1}
+FULL = {"chains": 4, "budget": 1.0}
+
+
+@dataclass
+class ReportOptions:
+    models: str | None = None
+    classes: list[int] | None = None  # default: every class (quick: the first three)
+    chains: int | None = None
+    budget: float | None = None
+    quick: bool = False
+    seed: int = 0
+    map_steps: int = DGN_STEPS
+    rows: list[str] | None = None
+    backend: str = "ort"
+    device: str = "cpu"
+    progress: bool = True
+
+
+def make_report(opts: ReportOptions, out_dir: Path) -> dict:
+    """Build the whole report in out_dir; return the metrics.json record."""
+    from repro.synthesis import versions
+
+    started = time.perf_counter()
+    ms = resolve(opts.models)
+    n_classes = len(ms.class_names)
+    classes = opts.classes or list(range(min(QUICK["classes"], n_classes) if opts.quick else n_classes))
+    if len(set(classes)) != len(classes):
+        raise BadInput(f"--classes lists a class twice: {classes}")
+    chains = opts.chains or (QUICK if opts.quick else FULL)["chains"]
+    budget = opts.budget or (QUICK if opts.quick else FULL)["budget"]
+    plan = make_plan(ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows)
+
+    executor = Executor(ms, plan, opts.backend, opts.device, opts.progress)
+    cells, counts = run_plan(executor, out_dir)
+    reference = reference_metrics(ms, executor.metrics, plan.classes, max(chains, 4))
+    figs = _figures(plan, ms.class_names, cells, reference, out_dir)
+    if reference is not None:
+        reference = {k: v for k, v in reference.items() if k != "examples"}
+
+    settings = {
+        "chains": chains,
+        "budget": budget,
+        "seed": opts.seed,
+        "map_steps": opts.map_steps,
+        "backend": opts.backend,
+        "device": opts.device,
+        "quick": opts.quick,
+    }
+    results = build_results(
+        models={"name": ms.name, "id": models_id(ms), "n_classes": n_classes},
+        plan=plan,
+        class_names=ms.class_names,
+        settings=settings,
+        cell_metas=[c.meta for c in cells],
+        counts=counts,
+        wall_seconds=time.perf_counter() - started,
+        reference=reference,
+        figures=figs,
+        versions=versions(),
+    )
+    errors = schema_errors(results)
+    if errors:
+        raise ReproError("metrics.json would not follow its schema: " + "; ".join(errors[:5]))
+    write_text(out_dir / "metrics.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
+    blocks = build_document(results)
+    write_text(out_dir / "report.md", render_markdown(blocks))
+    write_text(out_dir / "index.html", render_html(blocks, out_dir))
+    return results
+
+
+def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, str]:
+    rows = [(r.key, r.label) for r in plan.rows]
+    classes = [(k, class_names[k]) for k in plan.classes]
+    by_cell = {(c.meta["row"], c.meta["class_index"]): c for c in cells}
+    images = {k: c.images for k, c in by_cell.items()}
+    out = {}
+    figures.method_by_class(images, rows, classes, out_dir / "figure2.png")
+    out["figure2"] = "figure2.png"
+    figures.chains_of_one_class(images, rows, plan.classes[0], out_dir / "figure3.png")
+    out["figure3"] = "figure3.png"
+    figures.traces(
+        {k: c.logp for k, c in by_cell.items()},
+        {k: c.accepted for k, c in by_cell.items()},
+        [(r.key, r.label, r.is_map) for r in plan.rows],
+        classes,
+        out_dir / "traces.png",
+    )
+    out["traces"] = "traces.png"
+    values = collect([c.meta for c in cells])
+    summaries = {k: v.summary() for k, v in values.items()}
+    bar_rows = list(rows)
+    if reference is not None:
+        summaries["real"] = {m: _stat_of(s) for m, s in reference["metrics"].items()}
+        bar_rows.append(("real", "real images"))
+    figures.metric_bars(
+        summaries,
+        bar_rows,
+        [*IMAGE_METRICS, "acceptance", "ess_per_grad", "seconds"],
+        out_dir / "metrics.png",
+    )
+    out["metrics"] = "metrics.png"
+    figures.table2_bars(
+        [
+            (name, paper, summaries[key]["judge_log_p_real"] if key in summaries else stat([]))
+            for name, key, paper in PAPER_TABLE2
+        ],
+        out_dir / "table2.png",
+    )
+    out["table2"] = "table2.png"
+    if reference is not None:
+        figures.method_by_class(
+            {("real", k): ex[None] for k, ex in zip(plan.classes, reference["examples"], strict=True)},
+            [("real", "real images")],
+            classes,
+            out_dir / "reference.png",
+        )
+        out["reference"] = "reference.png"
+    return out
+
+
+def _stat_of(d: dict) -> Stat:
+    nan = float("nan")
+    return Stat(nan if d["mean"] is None else d["mean"], nan if d["se"] is None else d["se"], d["n"])

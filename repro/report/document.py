@@ -1,0 +1,176 @@
+"""The report's content as a few plain blocks (headings, paragraphs, tables, figures), built from the
+metrics.json record; html.py and markdown.py only render these blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from repro.report.metrics import format_stat
+
+IMAGE_METRICS = [
+    "judge_log_p_real",
+    "target_confidence",
+    "evaluator_accuracy",
+    "diversity",
+    "pixels_at_clip",
+    "hsv_saturation",
+    "code_beyond_bounds",
+]
+SAMPLER_METRICS = ["acceptance", "ess_per_grad", "rhat", "steps_to_plateau", "n_grad", "seconds"]
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: str  # relative to the report folder
+    caption: str
+
+
+Block = Heading | Para | Table | Figure
+
+
+def _stat_cell(s: dict) -> str:
+    text = format_stat(s)
+    return text if text == "—" else f"{text} (n={s['n']})"
+
+
+def _metric_table(r: dict, metrics: list[str], with_reference: bool) -> Table:
+    defs = r["metric_definitions"]
+    header = ["row"] + [defs[m]["label"] for m in metrics]
+    rows = [[row["label"]] + [format_stat(row["metrics"][m]) for m in metrics] for row in r["rows"]]
+    ref = r.get("reference")
+    if with_reference and ref:
+        rows.append(
+            [ref["label"]] + [format_stat(ref["metrics"][m]) if m in ref["metrics"] else "—" for m in metrics]
+        )
+    return Table(header, rows)
+
+
+def _settings_text(r: dict) -> str:
+    s = r["settings"]
+    classes = ", ".join(f"{k} ({name})" for k, name in zip(s["classes"], s["class_names"], strict=True))
+    grads = round(6000 * s["budget"])
+    return (
+        f"Model set **{r['models']['name']}**. Classes: {classes}. {s['chains']} chains per class and "
+        f"method, seed {s['seed']}. MCMC budget: {grads} gradient evaluations per chain ({s['budget']:g} × "
+        f"the paper's 6000); MAP+clip: {s['map_steps']} DGN-AM iterations. Backend {s['backend']} on "
+        f"{s['device']}. "
+        f"Wall time {r['wall_seconds']:.1f} s ({r['cells']['run']} cells run, {r['cells']['reused']} reused)."
+        + (" Quick mode: a smoke-sized run; its verdicts rest on few units." if s.get("quick") else "")
+    )
+
+
+def _claims_summary(claims: list[dict]) -> str:
+    by = {
+        v: [str(c["number"]) for c in claims if c["verdict"] == v]
+        for v in ("reproduced", "not reproduced", "not tested")
+    }
+    parts = [f"{len(by['reproduced'])} of {len(claims)} claims reproduced on this model set"]
+    if by["not reproduced"]:
+        parts.append(f"claims {', '.join(by['not reproduced'])} did NOT reproduce")
+    if by["not tested"]:
+        parts.append(f"claims {', '.join(by['not tested'])} could not be tested")
+    return "; ".join(parts) + "."
+
+
+def build_document(r: dict) -> list[Block]:
+    figs = r["figures"]
+    blocks: list[Block] = [
+        Heading(f"Reproduction report: Xu, Acuña & Duvenaud (2016) on model set {r['models']['name']}", 1),
+        Para(_settings_text(r)),
+        Heading("Table 2: realism judge, mean log p(real)"),
+        Para(
+            "The paper's numbers come from a DCGAN discriminator on CaffeNet/ImageNet images; this run's "
+            "come from this model set's own judge, so compare the ordering of the methods, not the absolute "
+            "values. "
+            "Mean ± standard error over chains and classes."
+        ),
+        Table(
+            ["method", "paper", "this run"],
+            [[t["method"], f"{t['paper']:.2f}", _stat_cell(t["ours"])] for t in r["table2"]]
+            + (
+                [[r["reference"]["label"], "—", _stat_cell(r["reference"]["metrics"]["judge_log_p_real"])]]
+                if r.get("reference")
+                else []
+            ),
+        ),
+    ]
+    if "table2" in figs:
+        blocks.append(
+            Figure(figs["table2"], "The paper's Table 2 next to this run (error bars: standard error).")
+        )
+    blocks += [
+        Heading("The paper's claims"),
+        Para(_claims_summary(r["claims"])),
+        Table(
+            ["#", "claim", "verdict", "rule", "evidence"],
+            [[str(c["number"]), c["claim"], c["verdict"], c["rule"], c["evidence"]] for c in r["claims"]],
+        ),
+        Heading("Sampler variant"),
+        Para(r["sampler_variant"]),
+        Heading("Image metrics"),
+        Para(
+            "Mean ± standard error over chains and classes (diversity: over classes). The judge and the "
+            "evaluator (an independent classifier the images were not optimised against) score the image as "
+            "saved and shown, values clipped to ±120 as DGN-AM saved them; the classifier's confidence and "
+            "the saturation measures use the raw generator output."
+        ),
+        _metric_table(r, IMAGE_METRICS, True),
+        Heading("Sampler metrics"),
+        Para(
+            "Acceptance after warm-up; ESS per gradient and split R-hat (worst over log π and three random "
+            "projections of z, per class; ArviZ); iterations to plateau: first iteration covering 90% of the "
+            "rise of log π to its final level. MAP rows have no accept step and no sampling diagnostics."
+        ),
+        _metric_table(r, SAMPLER_METRICS, False),
+    ]
+    if "metrics" in figs:
+        blocks.append(Figure(figs["metrics"], "Metrics per row with standard-error bars."))
+    blocks.append(Heading("Figures"))
+    captions = {
+        "figure2": "Figure 2 analog: one row per method, one column per class (first chain's final image).",
+        "figure3": "Figure 3 analog: every chain of one class, one row per method.",
+        "traces": "Traces: log π (MAP: its objective, the raw logit) and running acceptance, one line per "
+        "chain, coloured by class.",
+        "reference": "Real images of the same classes, for comparison.",
+    }
+    for name, caption in captions.items():
+        if name in figs:
+            blocks.append(Figure(figs[name], caption))
+    blocks += [
+        Heading("Row settings"),
+        Table(
+            ["row", "method", "step sizes", "iterations", "initial step", "options"],
+            [
+                [
+                    row["label"],
+                    row["method"] + (" + clip" if row["clip"] else ""),
+                    row["tuning"],
+                    str(row["steps"]),
+                    f"{row['step_size']:g}",
+                    json.dumps(row["options"], sort_keys=True),
+                ]
+                for row in r["rows"]
+            ],
+        ),
+        Para("Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(r["versions"].items())) + "."),
+    ]
+    return blocks

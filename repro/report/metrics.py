@@ -1,0 +1,117 @@
+"""From finished cells to the report's numbers: each metric as mean ± standard error over its units.
+
+A unit is one chain (class, chain) for per-image and per-chain metrics, or one class for metrics that only
+exist per class (diversity, ESS, R-hat). Every row starts chain j of class k from the same code, so two rows
+are compared by paired differences over shared units, which removes the start-to-start variation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# name → (label, unit kind, higher is better?) — the order is the order of the tables
+METRICS: dict[str, tuple[str, str, bool | None]] = {
+    "judge_log_p_real": ("judge log p(real)", "chain", True),
+    "target_confidence": ("classifier p(class)", "chain", None),
+    "evaluator_accuracy": ("evaluator accuracy", "chain", True),
+    "diversity": ("diversity (evaluator features)", "class", True),
+    "pixels_at_clip": ("pixels at display clip", "chain", False),
+    "hsv_saturation": ("mean HSV saturation", "chain", None),
+    "code_beyond_bounds": ("code units beyond clip bounds", "chain", None),
+    "acceptance": ("acceptance rate", "chain", None),
+    "ess_per_grad": ("ESS per gradient", "class", True),
+    "rhat": ("split R-hat", "class", None),
+    "steps_to_plateau": ("iterations to plateau", "chain", False),
+    "n_grad": ("gradient evaluations / chain", "chain", None),
+    "seconds": ("wall seconds / chain", "chain", False),
+}
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float
+    se: float
+    n: int
+
+    def as_dict(self) -> dict:
+        return {"mean": finite_or_none(self.mean), "se": finite_or_none(self.se), "n": self.n}
+
+
+def finite_or_none(x: float) -> float | None:
+    """JSON has no NaN: a metric that does not apply (acceptance of MAP) is null."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def stat(values) -> Stat:
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
+    if v.size == 0:
+        return Stat(float("nan"), float("nan"), 0)
+    se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan")
+    return Stat(float(v.mean()), se, int(v.size))
+
+
+def steps_to_plateau(logp: np.ndarray, fraction: float = 0.9, tail: float = 0.1) -> np.ndarray:
+    """Per chain: the first iteration at which log π has covered `fraction` of its rise from the start to
+    the plateau (the median of the last `tail` of the run). 0 when there is no rise. logp: [steps, C]."""
+    steps = logp.shape[0]
+    plateau = np.median(logp[-max(1, int(steps * tail)) :], axis=0)
+    start = logp[0]
+    level = start + fraction * (plateau - start)
+    out = np.zeros(logp.shape[1], np.int64)
+    for c in range(logp.shape[1]):
+        if plateau[c] > start[c]:
+            out[c] = int(np.argmax(logp[:, c] >= level[c]))
+    return out
+
+
+@dataclass
+class RowValues:
+    """Every unit's value of every metric for one row: metric → {unit: value}."""
+
+    key: str
+    values: dict[str, dict[tuple, float]]
+
+    def summary(self) -> dict[str, Stat]:
+        return {m: stat(self.values.get(m, {}).values()) for m in METRICS}
+
+
+def collect(cells: list[dict]) -> dict[str, RowValues]:
+    """Cell records (run.load_cell's meta) → per row, the values of each metric keyed by unit."""
+    out: dict[str, RowValues] = {}
+    for cell in cells:
+        row = out.setdefault(cell["row"], RowValues(cell["row"], {m: {} for m in METRICS}))
+        k = cell["class_index"]
+        for name, per_chain in cell["per_chain"].items():
+            for j, value in enumerate(per_chain):
+                row.values.setdefault(name, {})[(k, j)] = value
+        for name, value in cell["per_class"].items():
+            row.values.setdefault(name, {})[(k,)] = value
+    return out
+
+
+def paired_difference(a: RowValues, b: RowValues, metric: str) -> Stat:
+    """a − b over the units both rows share (same class, same chain start)."""
+    va, vb = a.values.get(metric, {}), b.values.get(metric, {})
+    return stat(va[u] - vb[u] for u in sorted(set(va) & set(vb)) if _finite(va[u]) and _finite(vb[u]))
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def format_stat(s: Stat | dict, digits: int = 3) -> str:
+    mean, se = (s.mean, s.se) if isinstance(s, Stat) else (s["mean"], s["se"])
+    if mean is None or not math.isfinite(mean):
+        return "—"
+    if abs(mean) >= 10**digits:
+        text = f"{mean:.0f}"
+    elif abs(mean) >= 1e-3 or mean == 0:
+        text = f"{mean:.{digits}g}"
+    else:
+        text = f"{mean:.2e}"
+    if se is not None and math.isfinite(se):
+        text += f" ± {se:.2g}"
+    return text

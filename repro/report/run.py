@@ -1,0 +1,241 @@
+"""Executing the plan: rows run their classes and chains in batched sampler calls, then every cell
+(row × class) is measured and saved atomically under cells/, keyed by its settings, so a re-run with the
+same arguments only loads.
+
+Every class's chain j starts from the same code in every row. In a row that batches its classes, chain j of
+the i-th class uses the sampler's random stream i·chains + j (the sampler gives chain n of a call stream n),
+so such a row always runs whole: running only its missing classes would hand them other streams than their
+keys promise. Rows that run one class per call use streams j. Long calls also checkpoint the sampler, so an
+interrupted report resumes mid-row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from repro.errors import BadInput
+from repro.evaluate.image_metrics import ImageMetrics, as_saved, code_beyond_bounds, diversity, saturation
+from repro.modelsets import ModelSet, posterior_model
+from repro.report.metrics import steps_to_plateau
+from repro.report.plan import Cell, Plan, Row
+from repro.samplers import checkpoint as npz_record
+
+CELL_VERSION = 1
+
+
+@dataclass
+class CellData:
+    meta: dict  # JSON-able: settings, per-chain and per-class metrics, timing, diagnostics
+    z: np.ndarray  # [C, D] the codes of the images
+    images: np.ndarray  # [C, 3, H, W] final images (MAP: at the start of the last step, as DGN-AM)
+    logp: np.ndarray  # [steps, C]
+    accepted: np.ndarray  # [steps, C]
+
+
+def cell_path(out_dir: Path, cell: Cell) -> Path:
+    return out_dir / "cells" / f"{cell.key}.npz"
+
+
+def load_cell(path: Path) -> CellData | None:
+    """A finished cell, or None when it is missing or unreadable (then it is simply run again)."""
+    if not path.exists():
+        return None
+    try:
+        meta, a = npz_record.load(path)
+    except BadInput:
+        return None
+    if meta.get("cell_version") != CELL_VERSION:
+        return None
+    return CellData(meta, a["z"], a["images"], a["logp"], a["accepted"])
+
+
+def save_cell(path: Path, data: CellData) -> None:
+    npz_record.save(
+        path,
+        {**data.meta, "cell_version": CELL_VERSION},
+        {"z": data.z, "images": data.images, "logp": data.logp, "accepted": data.accepted},
+    )
+
+
+class Executor:
+    """Holds what rows share: the posterior backends (one per objective) and the image metrics."""
+
+    def __init__(
+        self, ms: ModelSet, plan: Plan, backend: str = "ort", device: str = "cpu", progress: bool = True
+    ):
+        self.ms = ms
+        self.plan = plan
+        self.backend_name = backend
+        self.device = device
+        self.progress = progress
+        self._backends: dict[tuple[str, float | None], object] = {}
+        self._metrics: ImageMetrics | None = None
+        self._upper: np.ndarray | None = None
+
+    @property
+    def metrics(self) -> ImageMetrics:
+        if self._metrics is None:
+            self._metrics = ImageMetrics(self.ms)
+        return self._metrics
+
+    def backend(self, row: Row):
+        """The posterior backend for the row's objective; its class list is set per sampler call."""
+        from repro.synthesis import make_backend, objective_for
+
+        objective = objective_for(row.method)
+        if objective not in self._backends:
+            model = posterior_model(self.ms, *objective)
+            self._backends[objective] = make_backend(model, 0, self.backend_name, self.device)
+        return self._backends[objective]
+
+    def upper_bounds(self, code_size: int) -> np.ndarray | None:
+        from repro.samplers import load_bounds
+
+        if self._upper is None and self.ms.clip_bounds is not None:
+            self._upper = load_bounds(self.ms.clip_bounds, code_size)
+        return self._upper
+
+    def run_row(self, row: Row, out_dir: Path, pending: set[str]) -> list[CellData]:
+        """Run the row's pending cells: all classes in one batch where the row allows it (then the whole
+        row, since streams follow batch positions), else one class per call; measure and save each cell."""
+        cells = [c for c in self.plan.cells if c.row.key == row.key]
+        batches = [cells] if row.batches_classes else [[c] for c in cells if c.key in pending]
+        return [data for batch in batches for data in self._run_batch(row, batch, out_dir)]
+
+    def _run_batch(self, row: Row, cells: list[Cell], out_dir: Path) -> list[CellData]:
+        from repro import samplers
+        from repro.evaluate.diagnostics import summarize
+        from repro.synthesis import initial_codes
+
+        plan = self.plan
+        backend = self.backend(row)
+        # one class: a scalar, which also serves the sampler's calls on a subset of the chains
+        backend.classes = (
+            cells[0].class_index
+            if len(cells) == 1
+            else np.repeat([c.class_index for c in cells], plan.chains)
+        )
+        code_size = backend.code_size
+        z0 = np.concatenate([initial_codes(plan.seed, plan.chains, code_size) for _ in cells])
+        options = dict(row.options)
+        if row.clip:
+            options["clip"] = (0.0, self.upper_bounds(code_size))
+        batch_key = hashlib.sha256("".join(c.key for c in cells).encode()).hexdigest()[:16]
+        ckpt = out_dir / "cells" / f"{row.key}-{batch_key}.checkpoint.npz"
+        result = samplers.sample(
+            backend,
+            row.method,
+            z0,
+            row.steps,
+            plan.seed,
+            row.step_size,
+            thin=max(1, row.steps // 100),
+            checkpoint=ckpt,
+            checkpoint_every=max(25, row.steps // 20),
+            resume=True,
+            progress=self.progress,
+            **options,
+        )
+        final = result.z_last_start if row.is_map else result.z
+        images = np.asarray(backend.images(final.astype(np.float32)), np.float32)
+        out = []
+        for i, cell in enumerate(cells):
+            chains = slice(i * plan.chains, (i + 1) * plan.chains)
+            data = self._measure(cell, result, final[chains], images[chains], chains, summarize)
+            save_cell(cell_path(out_dir, cell), data)
+            out.append(data)
+        ckpt.unlink(missing_ok=True)
+        return out
+
+    def _measure(self, cell: Cell, result, z, images, chains: slice, summarize) -> CellData:
+        k, n = cell.class_index, cell.chains
+        m = self.metrics
+        saved = as_saved(images)
+        judge = m.judge_log_p_real(saved)
+        logits, features = m.evaluator_outputs(saved)
+        probs = m.classifier_probs(images)[:, k]
+        sat = [saturation(images[j : j + 1]) for j in range(n)]
+        upper = self.upper_bounds(z.shape[1])
+        logp = result.logp[:, chains]
+        accepted = result.accepted[:, chains]
+        diag = {} if cell.row.is_map else summarize(_chains_of(result, chains))
+        batch_chains = result.logp.shape[1]
+        per_chain = {
+            "judge_log_p_real": judge.tolist(),
+            "target_confidence": probs.tolist(),
+            "evaluator_accuracy": (np.argmax(logits, axis=1) == k).astype(float).tolist(),
+            "pixels_at_clip": [s["pixels_at_clip"] for s in sat],
+            "hsv_saturation": [s["hsv_saturation"] for s in sat],
+            "code_beyond_bounds": [code_beyond_bounds(z[j], upper) for j in range(n)],
+            "acceptance": [float("nan")] * n if cell.row.is_map else result.accept_rate[chains].tolist(),
+            "steps_to_plateau": [float("nan")] * n if cell.row.is_map else steps_to_plateau(logp).tolist(),
+            "n_grad": [float(result.n_grad)] * n,
+            "seconds": [result.seconds / batch_chains] * n,
+        }
+        per_class = {
+            "diversity": diversity(features),
+            "ess_per_grad": _or_nan(diag.get("ess_per_grad_min")),
+            "rhat": _or_nan(diag.get("rhat_max")),
+        }
+        meta = {
+            "key": cell.key,
+            "row": cell.row.key,
+            "class_index": k,
+            "chains": n,
+            "seed": cell.seed,
+            "settings": cell.row.settings(),
+            "per_chain": per_chain,
+            "per_class": per_class,
+            "diagnostics": diag,
+            "evaluator_prediction": np.argmax(logits, axis=1).tolist(),
+            "n_nonfinite": result.n_nonfinite[chains].tolist(),
+            "final_step_size": result.step_size[chains].tolist(),
+            "cell_seconds": result.seconds * n / batch_chains,
+        }
+        return CellData(meta, z, images, logp, accepted)
+
+
+def _or_nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _chains_of(result, chains: slice):
+    """The sampler result restricted to some chains (one class), for per-class diagnostics."""
+    import dataclasses
+
+    def part(a, axis):
+        return None if a is None else np.take(a, np.arange(a.shape[axis])[chains], axis=axis)
+
+    return dataclasses.replace(
+        result,
+        z=result.z[chains],
+        samples=part(result.samples, 1),
+        logp=result.logp[:, chains],
+        accepted=result.accepted[:, chains],
+        accept_rate=result.accept_rate[chains],
+        energy_error=part(result.energy_error, 1),
+        divergent=part(result.divergent, 1),
+        n_nonfinite=result.n_nonfinite[chains],
+        step_size=result.step_size[chains],
+        z_last_start=part(result.z_last_start, 0),
+    )
+
+
+def run_plan(executor: Executor, out_dir: Path) -> tuple[list[CellData], dict]:
+    """All cells of the plan, loading finished ones; returns them and counts of cells run and reused."""
+    plan = executor.plan
+    found = {c.key: load_cell(cell_path(out_dir, c)) for c in plan.cells}
+    todo = [r for r in plan.rows if any(found[c.key] is None for c in plan.cells if c.row.key == r.key)]
+    ran = 0
+    for row in tqdm(todo, desc="report rows", disable=not executor.progress or not todo, unit="row"):
+        pending = {c.key for c in plan.cells if found[c.key] is None}
+        for data in executor.run_row(row, out_dir, pending):
+            found[data.meta["key"]] = data
+            ran += 1
+    cells = [found[c.key] for c in plan.cells]
+    return cells, {"run": ran, "reused": len(cells) - ran}

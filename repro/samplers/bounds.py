@@ -1,0 +1,84 @@
+"""Box constraints on the code: DGN-AM's per-unit clipping and its `act_range` bounds files.
+
+DGN-AM keeps each fc6 unit within [0, ub_j] ("due to ReLU" below, k standard deviations above); the paper's
+MAP+clip and MALA+clip reuse those bounds, so they are read here in DGN-AM's own file format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from repro.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per-unit lower and upper limits, both float64 [D]."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def apply(self, z: np.ndarray) -> np.ndarray:
+        # min(max(z, lower), upper), DGN-AM's order, so an empty box cannot arise silently.
+        return np.minimum(np.maximum(z, self.lower), self.upper)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.lower.tobytes() + self.upper.tobytes()).hexdigest()
+
+
+def load_bounds(path: str | os.PathLike, dim: int) -> np.ndarray:
+    """Read an `act_range` file: one line of `dim` space-separated numbers (upper bounds); float64 [dim]."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"bounds file {path}: cannot read it ({e})") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise BadInput(f"bounds file {path}: expected one line of {dim} numbers, got {len(lines)} lines")
+    tokens = lines[0].split()
+    if len(tokens) != dim:
+        raise BadInput(f"bounds file {path}: expected {dim} numbers (one per unit), got {len(tokens)}")
+    try:
+        values = np.array([float(tok) for tok in tokens], dtype=np.float64)
+    except ValueError as e:
+        raise BadInput(f"bounds file {path}: not a number ({e})") from None
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if bad.size:
+        raise BadInput(
+            f"bounds file {path}: expected finite upper bounds >= 0 (the lower bound is 0), "
+            f"got {values[bad[0]]} at unit {bad[0]}"
+        )
+    return values
+
+
+def check_clip(clip: object, dim: int) -> Bounds:
+    """Turn the `clip` option (lower, upper), each a scalar or a [D] array, into validated [D] arrays."""
+    if not isinstance(clip, (tuple, list)) or len(clip) != 2:
+        raise BadInput(f"option clip: expected (lower, upper), got {type(clip).__name__}")
+    limits = []
+    for name, value in zip(("lower", "upper"), clip, strict=True):
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BadInput(f"option clip: {name} bound is not numeric: {value!r}") from None
+        if arr.ndim == 0:
+            arr = np.full(dim, float(arr))
+        elif arr.shape != (dim,):
+            raise BadInput(f"option clip: {name} bound: expected a scalar or shape ({dim},), got {arr.shape}")
+        if np.isnan(arr).any():
+            raise BadInput(f"option clip: {name} bound contains NaN")
+        limits.append(arr.copy())
+    lower, upper = limits
+    crossed = np.flatnonzero(lower > upper)
+    if crossed.size:
+        j = crossed[0]
+        raise BadInput(f"option clip: lower > upper at unit {j} ({lower[j]} > {upper[j]})")
+    lower.flags.writeable = False
+    upper.flags.writeable = False
+    return Bounds(lower, upper)

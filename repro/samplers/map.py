@@ -1,0 +1,52 @@
+"""Gradient ascent on log π, written to be DGN-AM's `act_max.py` loop step for step (DESIGN §6).
+
+With `normalize`, `decay` and `bounds` it is DGN-AM's update z ← decay·clip(z + lr·h/mean|h|); without them
+it is plain gradient ascent z ← z + lr·∇log π(z). A chain whose gradient is non-finite or (normalised) zero
+does not move this step, as in act_max.py where a NaN norm skips the update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from repro.samplers.bounds import Bounds
+from repro.samplers.state import Info, State, Target, evaluate, finite_rows, init
+
+__all__ = ["init", "step"]
+
+
+def step(
+    state: State,
+    target: Target,
+    lr: np.ndarray,
+    *,
+    normalize: bool = False,
+    decay: float = 1.0,
+    bounds: Bounds | None = None,
+) -> tuple[State, Info]:
+    """One ascent step with per-chain learning rates `lr` [C]; the new position is evaluated once."""
+    h = state.grad
+    usable = finite_rows(h)
+    if normalize:
+        scale = np.mean(np.abs(h), axis=1)
+        usable &= scale > 0
+        # act_max.py: code += step_size / np.abs(g).mean() * g
+        factor = np.where(usable, lr / np.where(usable, scale, 1.0), 0.0)
+    else:
+        factor = np.where(usable, lr, 0.0)
+    moved = state.z + factor[:, None] * np.where(usable[:, None], h, 0.0)
+    overflow = ~finite_rows(moved)
+    z = np.where(overflow[:, None], state.z, moved)
+    if bounds is not None:
+        z = bounds.apply(z)
+    if decay != 1.0:
+        z = z * decay
+    logp, grad = evaluate(target, z)
+    n = z.shape[0]
+    info = Info(
+        accepted=np.ones(n, dtype=bool),
+        accept_prob=np.ones(n),
+        nonfinite=overflow | ~finite_rows(logp, grad),
+        n_eval=1,
+    )
+    return State(z, logp, grad), info

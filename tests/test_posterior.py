@@ -1,0 +1,161 @@
+"""The posterior graph, both backends and the parity checks, on small nets and at full size."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from repro import caffe
+from repro.cli import main
+from repro.convert import to_onnx
+from repro.errors import BadInput
+from repro.parity import FD_TOL, GRAD_TOL, rel_max, run_parity
+from repro.posterior import PosteriorSpec, build_posterior
+from repro.runtime.ort import OrtBackend
+from repro.runtime.torch import TorchBackend
+
+GENERATOR = """
+name: "tiny_generator"
+input: "feat"
+input_shape { dim: 1 dim: 16 }
+layer { name: "defc" type: "InnerProduct" bottom: "feat" top: "defc" inner_product_param { num_output: 128 } }
+layer { name: "relu_defc" type: "ReLU" bottom: "defc" top: "defc" relu_param { negative_slope: 0.3 } }
+layer { name: "reshape" type: "Reshape" bottom: "defc" top: "reshape"
+        reshape_param { shape { dim: 1 dim: 8 dim: 4 dim: 4 } } }
+layer { name: "deconv1" type: "Deconvolution" bottom: "reshape" top: "deconv1"
+        convolution_param { num_output: 8 kernel_size: 4 stride: 2 pad: 1 } }
+layer { name: "relu1" type: "ReLU" bottom: "deconv1" top: "deconv1" relu_param { negative_slope: 0.3 } }
+layer { name: "deconv0" type: "Deconvolution" bottom: "deconv1" top: "deconv0"
+        convolution_param { num_output: 3 kernel_size: 4 stride: 2 pad: 1 } }
+"""
+
+CLASSIFIER = """
+name: "tiny_classifier"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 6 kernel_size: 3 stride: 1 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "fc8" type: "InnerProduct" bottom: "pool1" top: "fc8" inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "fc8" top: "prob" }
+"""
+
+
+def tiny_nets(seed: int = 0):
+    g = caffe.parse_net_text(GENERATOR, "<tiny generator>")
+    c = caffe.parse_net_text(CLASSIFIER, "<tiny classifier>")
+    caffe.random_weights(g, seed)
+    caffe.random_weights(c, seed + 1, last_scale=0.1)
+    return g, c
+
+
+def tiny_posterior(objective="log_softmax", prior_sigma=1.0):
+    g, c = tiny_nets()
+    spec = PosteriorSpec("feat", "deconv0", "data", "fc8", 12, 2, objective, prior_sigma)
+    return build_posterior(to_onnx(g), to_onnx(c), spec), g, c
+
+
+def codes(n: int, seed: int = 3) -> np.ndarray:
+    return np.abs(np.random.default_rng(seed).standard_normal((n, 16))).astype(np.float32)
+
+
+@pytest.mark.parametrize("objective,prior", [("log_softmax", 1.0), ("logit", None), ("logit", 2.0)])
+def test_posterior_equals_generator_crop_classifier_composed_by_hand(objective, prior):
+    """logp from the one graph equals running G and C as separate sessions and composing in numpy."""
+    model, g, c = tiny_posterior(objective, prior)
+    z = codes(3)
+    classes = np.array([0, 4, 2])
+    logp = OrtBackend(model, classes).value_and_grad(z)[0]
+
+    img = np.concatenate([ort.InferenceSession(to_onnx(g).SerializeToString()).run(None, {"feat": z[i : i + 1]})[0]
+                          for i in range(3)])
+    crop = img[:, :, 2:14, 2:14]
+    sess_c = ort.InferenceSession(to_onnx(c, outputs=["fc8"]).SerializeToString())
+    logits = np.concatenate([sess_c.run(["fc8"], {"data": crop[i : i + 1]})[0] for i in range(3)]).astype(np.float64)
+    if objective == "log_softmax":
+        logits = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(
+            1, keepdims=True
+        )
+    expected = logits[np.arange(3), classes]
+    if prior is not None:
+        expected = expected - 0.5 * (z.astype(np.float64) ** 2).sum(1) / prior**2
+    assert rel_max(logp, expected) < 1e-5
+
+
+def test_ort_gradient_matches_torch_autograd_and_finite_differences():
+    model, _, _ = tiny_posterior()
+    checks = run_parity(model, 1, codes(4), n_directions=3, seed=0)
+    for check in checks:
+        assert check.passed, (check.name, check.error, check.tolerance)
+    assert {c.tolerance for c in checks} == {GRAD_TOL, FD_TOL}
+
+
+def test_per_chain_classes_give_per_chain_gradients():
+    """Chain b's gradient depends only on chain b's code and class, whatever else is in the batch."""
+    model, _, _ = tiny_posterior()
+    z = codes(3)
+    together = OrtBackend(model, np.array([0, 1, 2])).value_and_grad(z)[1]
+    alone = OrtBackend(model, 1).value_and_grad(z[1:2])[1]
+    assert np.allclose(together[1], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def test_torch_backend_images_equal_ort_images():
+    model, _, _ = tiny_posterior()
+    z = codes(2)
+    assert rel_max(TorchBackend(model, 0).images(z), OrtBackend(model, 0).images(z)) < 1e-5
+
+
+def test_class_outside_classifier_is_bad_input():
+    model, _, _ = tiny_posterior()
+    with pytest.raises(BadInput, match="class index 5 is outside the classifier's 5 outputs"):
+        OrtBackend(model, 5).value_and_grad(codes(1))
+
+
+def test_crop_that_does_not_fit_is_bad_input():
+    g, c = tiny_nets()
+    with pytest.raises(BadInput, match="does not fit"):
+        build_posterior(to_onnx(g), to_onnx(c), PosteriorSpec("feat", "deconv0", "data", "fc8", 12, 8))
+
+
+def write_tiny_set(root):
+    g, c = tiny_nets()
+    caffe.write_net(g, root / "g.prototxt", root / "g.caffemodel")
+    caffe.write_net(c, root / "c.prototxt", root / "c.caffemodel")
+    manifest = {
+        "name": "tiny",
+        "generator": {"prototxt": "g.prototxt", "caffemodel": "g.caffemodel", "input": "feat", "output": "deconv0"},
+        "classifier": {"prototxt": "c.prototxt", "caffemodel": "c.caffemodel", "input": "data", "logits": "fc8"},
+        "crop": {"size": 12, "offset": 2},
+        "class_names": ["a", "b", "c", "d", "e"],
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_parity_command_on_a_model_set_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    root = write_tiny_set(tmp_path / "tiny")
+    assert main(["parity", "--models", str(root), "--json", "--batch", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["models"] == "tiny" and len(report["checks"]) == 5
+    assert all(c["passed"] and c["error"] <= c["tolerance"] for c in report["checks"])
+
+
+def test_unknown_model_set_is_exit_2(capsys):
+    assert main(["parity", "--models", "no-such-set"]) == 2
+    assert "unknown model set 'no-such-set'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_full_size_random_set_ort_vjp_matches_torch_autograd():
+    """Full-size fc6 generator + CaffeNet (random weights), batch 2: ORT-VJP vs torch autograd within 1e-4."""
+    from repro.modelsets import posterior_model, resolve
+
+    model = posterior_model(resolve("random"))
+    z = np.abs(np.random.default_rng(0).standard_normal((2, 4096))).astype(np.float32)
+    checks = run_parity(model, 7, z, n_directions=0)
+    for check in checks:
+        assert check.passed, (check.name, check.error)

@@ -1,0 +1,160 @@
+"""The report's arithmetic and rules on hand-made numbers: plateau detection, paired statistics, claim
+verdicts (which must be able to fail), the budget accounting and cell keys, and the Markdown/HTML writers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from repro.errors import BadInput
+from repro.report.claims import check_claims
+from repro.report.document import Figure, Heading, Para, Table
+from repro.report.html import render_html
+from repro.report.markdown import render_markdown
+from repro.report.metrics import RowValues, format_stat, paired_difference, stat, steps_to_plateau
+from repro.report.plan import mcmc_steps
+
+
+def test_steps_to_plateau_finds_the_first_step_past_90_percent_of_the_rise():
+    rise = np.concatenate([np.linspace(0.0, 10.0, 11), np.full(89, 10.0)])  # 100 steps
+    flat = np.full(100, -3.0)
+    falling = np.linspace(0.0, -5.0, 100)
+    logp = np.stack([rise, flat, falling], axis=1)
+    # rise: plateau 10, level 9 reached at index 9; flat and falling chains never rise
+    assert steps_to_plateau(logp).tolist() == [9, 0, 0]
+
+
+def test_stat_and_paired_difference_match_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=12)
+    b = a - 0.5 + rng.normal(scale=0.1, size=12)
+    units = [(k, j) for k in range(3) for j in range(4)]
+    ra = RowValues("a", {"m": dict(zip(units, a, strict=True))})
+    rb = RowValues("b", {"m": {**dict(zip(units, b, strict=True)), (9, 9): 100.0}})  # unshared unit ignored
+    d = paired_difference(ra, rb, "m")
+    diff = a - b
+    assert d.n == 12
+    assert d.mean == pytest.approx(diff.mean())
+    assert d.se == pytest.approx(diff.std(ddof=1) / math.sqrt(12))
+    s = stat([1.0, float("nan"), 3.0, None])
+    assert (s.mean, s.n) == (2.0, 2) and s.se == pytest.approx(1.0)
+    assert math.isnan(stat([5.0]).se) and stat([]).n == 0
+
+
+def test_format_stat():
+    assert format_stat(stat([6000.0, 6000.0])) == "6000 ± 0"
+    assert format_stat(stat([-5.53, -5.53])) == "-5.53 ± 0"
+    assert format_stat({"mean": None, "se": None, "n": 0}) == "—"
+
+
+def _rows(judge: dict[str, float], diversity: dict[str, float], plateau: dict[str, float], noise=0.05):
+    """Rows with 3 classes × 4 chains: per-chain judge and plateau, per-class diversity, plus small noise."""
+    rng = np.random.default_rng(1)
+    units = [(k, j) for k in range(3) for j in range(4)]
+    out = {}
+    for key in judge:
+        values = {
+            "judge_log_p_real": {u: judge[key] + noise * rng.normal() for u in units},
+            "steps_to_plateau": {u: plateau.get(key, float("nan")) + noise * rng.normal() for u in units},
+            "diversity": {(k,): diversity[key] + noise * rng.normal() for k in range(3)},
+        }
+        out[key] = RowValues(key, values)
+    return out
+
+
+LABELS = {k: k for k in ("map-clip", "map", "map-long", "mala-clip", "mala", "hmc")}
+STEPS = {"map": 200, "map-long": 6000}
+
+
+def test_claims_follow_the_paper_when_the_numbers_do():
+    rows = _rows(
+        judge={
+            "map-clip": -6.0,
+            "map": -12.0,
+            "map-long": -5.9,
+            "mala-clip": -5.5,
+            "mala": -9.8,
+            "hmc": -8.0,
+        },
+        diversity={"map-clip": 1.0, "map": 1.0, "map-long": 1.0, "mala-clip": 2.0, "mala": 2.5, "hmc": 2.2},
+        plateau={"mala-clip": 50.0, "mala": 400.0},
+    )
+    verdicts = [c.verdict for c in check_claims(rows, LABELS, STEPS)]
+    assert verdicts == ["reproduced"] * 5
+
+
+def test_claims_fail_when_the_numbers_disagree():
+    rows = _rows(
+        judge={"map-clip": -5.0, "map": -4.0, "map-long": -9.0, "mala-clip": -7.0, "mala": -6.0, "hmc": -8.0},
+        diversity={"map-clip": 3.0, "map": 1.0, "map-long": 1.0, "mala-clip": 2.0, "mala": 2.5, "hmc": 2.2},
+        plateau={"mala-clip": 400.0, "mala": 50.0},
+    )
+    claims = check_claims(rows, LABELS, STEPS)
+    assert [c.verdict for c in claims] == ["not reproduced"] * 5
+    assert all(c.reproduced is False for c in claims)
+    assert "MALA" in claims[0].evidence or "mala" in claims[0].evidence
+
+
+def test_claims_within_noise_do_not_reproduce_and_missing_rows_are_not_tested():
+    rows = _rows(
+        judge={"map-clip": -6.0, "map": -6.0, "map-long": -6.0, "mala-clip": -6.0, "mala": -6.0, "hmc": -6.0},
+        diversity={k: 1.0 for k in LABELS},
+        plateau={"mala-clip": 100.0, "mala": 100.0},
+        noise=1.0,
+    )
+    claims = check_claims(rows, LABELS, STEPS)
+    assert claims[2].verdict == "not reproduced"  # equal means: MALA+clip is not "best"
+    del rows["hmc"]
+    claims = check_claims(rows, LABELS, {"map": 200, "map-long": 300})
+    assert claims[0].verdict == "not tested" and claims[0].reproduced is None
+    assert "not thousands" in claims[1].evidence
+
+
+def test_budget_accounting():
+    assert mcmc_steps(1.0) == 6000
+    assert mcmc_steps(0.5) == 3000
+    hmc = mcmc_steps(1.0, n_leapfrog=10)
+    assert abs(hmc * 10 + hmc - 6000) <= 11  # iterations × L + iterations ≈ 6000
+
+
+def test_plan_keys_and_checks(tmp_path):
+    from repro.modelsets import resolve
+    from repro.report.plan import make_plan
+    from tests.test_report import write_tiny_set
+
+    ms = resolve(str(write_tiny_set(tmp_path / "tiny")))
+    a = make_plan(ms, [0, 1], 2, 0.01, map_steps=20)
+    b = make_plan(ms, [0, 1], 2, 0.02, map_steps=20)
+    keys_a = {(c.row.key, c.class_index): c.key for c in a.cells}
+    keys_b = {(c.row.key, c.class_index): c.key for c in b.cells}
+    assert len(set(keys_a.values())) == len(a.cells) == 9 * 2
+    # MAP+clip does not depend on the MCMC budget: its cells carry over; MALA's do not
+    assert keys_a[("map-clip", 0)] == keys_b[("map-clip", 0)]
+    assert keys_a[("mala", 0)] != keys_b[("mala", 0)]
+    hmc = next(r for r in a.rows if r.key == "hmc")
+    assert hmc.steps == mcmc_steps(0.01, 10)
+    with pytest.raises(BadInput, match="outside"):
+        make_plan(ms, [0, 3], 2, 0.01)
+    with pytest.raises(BadInput, match="at least 2"):
+        make_plan(ms, [0], 1, 0.01)
+    with pytest.raises(BadInput, match="unknown row"):
+        make_plan(ms, [0], 2, 0.01, only=["nuts"])
+
+
+def test_writers_escape_and_embed(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "f.png")
+    blocks = [
+        Heading("T <1>", 1),
+        Para("a **bold** | pipe"),
+        Table(["x", "verdict"], [["a|b", "not reproduced"]]),
+        Figure("f.png", "cap"),
+    ]
+    html = render_html(blocks, tmp_path)
+    assert "<title>T &lt;1&gt;</title>" in html and "<strong>bold</strong>" in html
+    assert 'class="not-reproduced"' in html and "data:image/png;base64," in html
+    md = render_markdown(blocks)
+    assert "| a\\|b | not reproduced |" in md and "![cap](f.png)" in md
