@@ -38,7 +38,8 @@ layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim:
 layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
         convolution_param { num_output: 6 kernel_size: 3 stride: 1 } }
 layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
-layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "fc8" type: "InnerProduct" bottom: "pool1" top: "fc8" inner_product_param { num_output: 5 } }
 layer { name: "prob" type: "Softmax" bottom: "fc8" top: "prob" }
 """
@@ -70,14 +71,22 @@ def test_posterior_equals_generator_crop_classifier_composed_by_hand(objective, 
     classes = np.array([0, 4, 2])
     logp = OrtBackend(model, classes).value_and_grad(z)[0]
 
-    img = np.concatenate([ort.InferenceSession(to_onnx(g).SerializeToString()).run(None, {"feat": z[i : i + 1]})[0]
-                          for i in range(3)])
+    img = np.concatenate(
+        [
+            ort.InferenceSession(to_onnx(g).SerializeToString()).run(None, {"feat": z[i : i + 1]})[0]
+            for i in range(3)
+        ]
+    )
     crop = img[:, :, 2:14, 2:14]
     sess_c = ort.InferenceSession(to_onnx(c, outputs=["fc8"]).SerializeToString())
-    logits = np.concatenate([sess_c.run(["fc8"], {"data": crop[i : i + 1]})[0] for i in range(3)]).astype(np.float64)
+    logits = np.concatenate([sess_c.run(["fc8"], {"data": crop[i : i + 1]})[0] for i in range(3)]).astype(
+        np.float64
+    )
     if objective == "log_softmax":
-        logits = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(
-            1, keepdims=True
+        logits = (
+            logits
+            - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+            - logits.max(1, keepdims=True)
         )
     expected = logits[np.arange(3), classes]
     if prior is not None:
@@ -126,8 +135,18 @@ def write_tiny_set(root):
     caffe.write_net(c, root / "c.prototxt", root / "c.caffemodel")
     manifest = {
         "name": "tiny",
-        "generator": {"prototxt": "g.prototxt", "caffemodel": "g.caffemodel", "input": "feat", "output": "deconv0"},
-        "classifier": {"prototxt": "c.prototxt", "caffemodel": "c.caffemodel", "input": "data", "logits": "fc8"},
+        "generator": {
+            "prototxt": "g.prototxt",
+            "caffemodel": "g.caffemodel",
+            "input": "feat",
+            "output": "deconv0",
+        },
+        "classifier": {
+            "prototxt": "c.prototxt",
+            "caffemodel": "c.caffemodel",
+            "input": "data",
+            "logits": "fc8",
+        },
         "crop": {"size": 12, "offset": 2},
         "class_names": ["a", "b", "c", "d", "e"],
     }
