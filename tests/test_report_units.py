@@ -47,6 +47,7 @@ def test_format_stat():
     assert format_stat(stat([6000.0, 6000.0])) == "6000 ± 0"
     assert format_stat(stat([-5.53, -5.53])) == "-5.53 ± 0"
     assert format_stat({"mean": None, "se": None, "n": 0}) == "—"
+    assert format_stat(stat([1.3e16, 1.3e16])) == "1.3e+16 ± 0"
 
 
 def _rows(judge: dict[str, float], diversity: dict[str, float], plateau: dict[str, float], noise=0.05):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from repro.errors import BadInput
+from repro.registry import registrar
 
 if TYPE_CHECKING:
     from repro.caffe.net import Layer
@@ -19,17 +20,7 @@ Converter = Callable[["Layer", "Context"], None]
 CONVERTERS: dict[str, Converter] = {}
 
 
-def converter(*layer_types: str) -> Callable[[Converter], Converter]:
-    """Register `fn` as the converter of each V2 layer type string given."""
-
-    def register(fn: Converter) -> Converter:
-        for layer_type in layer_types:
-            if layer_type in CONVERTERS:
-                raise ValueError(f"two converters for Caffe layer type {layer_type!r}")
-            CONVERTERS[layer_type] = fn
-        return fn
-
-    return register
+converter = registrar(CONVERTERS, "converters for Caffe layer type")  # @converter("Convolution", ...)
 
 
 def lookup(layer: Layer, source: str) -> Converter:

@@ -12,20 +12,11 @@ from collections.abc import Callable
 from onnx import NodeProto
 
 from repro.grad.emitter import Emitter
+from repro.registry import registrar
 
 Rule = Callable[[NodeProto, list[str | None], Emitter], list[str | None]]
 
 RULES: dict[str, Rule] = {}
 
 
-def vjp(*op_types: str) -> Callable[[Rule], Rule]:
-    """Register `rule` as the vector-Jacobian product of the default-domain ONNX ops `op_types`."""
-
-    def register(rule: Rule) -> Rule:
-        for op_type in op_types:
-            if op_type in RULES:
-                raise ValueError(f"a VJP rule for {op_type} is already registered")
-            RULES[op_type] = rule
-        return rule
-
-    return register
+vjp = registrar(RULES, "VJP rules for ONNX op")  # @vjp("Relu", ...): rules of default-domain ops

@@ -106,7 +106,9 @@ def format_stat(s: Stat | dict, digits: int = 3) -> str:
     mean, se = (s.mean, s.se) if isinstance(s, Stat) else (s["mean"], s["se"])
     if mean is None or not math.isfinite(mean):
         return "—"
-    if abs(mean) >= 10**digits:
+    if abs(mean) >= 1e6:  # e.g. the R-hat of chains that never moved
+        text = f"{mean:.1e}"
+    elif abs(mean) >= 10**digits:
         text = f"{mean:.0f}"
     elif abs(mean) >= 1e-3 or mean == 0:
         text = f"{mean:.{digits}g}"

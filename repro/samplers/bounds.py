@@ -57,20 +57,26 @@ def load_bounds(path: str | os.PathLike, dim: int) -> np.ndarray:
     return values
 
 
+def per_item(value: object, n: int, what: str) -> np.ndarray:
+    """A scalar or an [n] array as a float64 [n] array: options that may differ per chain or per unit."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BadInput(f"{what}: expected a number or numbers, got {value!r}") from None
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise BadInput(f"{what}: expected a scalar or shape ({n},), got {arr.shape}")
+    return arr.copy()
+
+
 def check_clip(clip: object, dim: int) -> Bounds:
     """Turn the `clip` option (lower, upper), each a scalar or a [D] array, into validated [D] arrays."""
     if not isinstance(clip, (tuple, list)) or len(clip) != 2:
         raise BadInput(f"option clip: expected (lower, upper), got {type(clip).__name__}")
     limits = []
     for name, value in zip(("lower", "upper"), clip, strict=True):
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise BadInput(f"option clip: {name} bound is not numeric: {value!r}") from None
-        if arr.ndim == 0:
-            arr = np.full(dim, float(arr))
-        elif arr.shape != (dim,):
-            raise BadInput(f"option clip: {name} bound: expected a scalar or shape ({dim},), got {arr.shape}")
+        arr = per_item(value, dim, f"option clip: {name} bound")
         if np.isnan(arr).any():
             raise BadInput(f"option clip: {name} bound contains NaN")
         limits.append(arr.copy())

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.errors import BadInput
-from repro.samplers.bounds import Bounds, check_clip
+from repro.samplers.bounds import Bounds, check_clip, per_item
 from repro.samplers.schedules import SCHEDULES, Schedule
 
 # preset → (kernel, option defaults, whether `clip` is required, default steps, default step size)
@@ -103,14 +103,7 @@ def _bool(name: str, value: object) -> bool:
 
 
 def _step_size(value: object, chains: int) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BadInput(f"step_size: expected a positive number, got {value!r}") from None
-    if arr.ndim == 0:
-        arr = np.full(chains, float(arr))
-    elif arr.shape != (chains,):
-        raise BadInput(f"step_size: expected a scalar or shape ({chains},), got shape {arr.shape}")
+    arr = per_item(value, chains, "step_size")
     if not (np.isfinite(arr).all() and (arr > 0).all()):
         raise BadInput(f"step_size: expected finite values > 0, got {value!r}")
     return arr
