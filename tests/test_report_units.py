@@ -113,6 +113,21 @@ def test_claims_within_noise_do_not_reproduce_and_missing_rows_are_not_tested():
     assert "not thousands" in claims[1].evidence
 
 
+def test_frozen_chains_leave_path_claims_untested_and_flag_image_claims():
+    rows = _rows(
+        judge={"map-clip": -6.0, "map": -12.0, "map-long": -5.9, "mala-clip": -5.5, "mala": -9.8, "hmc": -8},
+        diversity={"map-clip": 1.0, "map": 1.0, "map-long": 1.0, "mala-clip": 2.0, "mala": 2.5, "hmc": 2.2},
+        plateau={"mala-clip": 50.0, "mala": 400.0},
+    )
+    units = list(rows["mala"].values["judge_log_p_real"])
+    rows["mala"].values["acceptance"] = {u: 0.001 for u in units}  # the chains never moved
+    rows["mala-clip"].values["acceptance"] = {u: 0.5 for u in units}
+    claims = check_claims(rows, LABELS, STEPS)
+    assert claims[4].verdict == "not tested" and "mala accepted 0.1% of proposals" in claims[4].evidence
+    assert claims[0].verdict == "reproduced" and "barely left their start" in claims[0].evidence
+    assert "barely" not in claims[1].evidence  # MAP rows have no accept step
+
+
 def test_budget_accounting():
     assert mcmc_steps(1.0) == 6000
     assert mcmc_steps(0.5) == 3000

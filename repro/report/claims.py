@@ -64,6 +64,22 @@ def _not_tested(number: int, text: str, rule: str, why: str) -> Claim:
     return Claim(number, text, rule, "not tested", why)
 
 
+FROZEN = 0.01  # mean acceptance below which a row's chains have not really moved from where they started
+
+
+def _frozen(rows: dict[str, RowValues], labels: dict[str, str], keys: list[str]) -> str:
+    """A sentence naming the MCMC rows whose chains barely accepted a move, or "" when none did.
+
+    Their images are still what the method produced, but anything measured along the chain (time to
+    plateau, mixing) describes a few early moves, not sampling."""
+    stuck = []
+    for k in keys:
+        acc = rows[k].summary()["acceptance"].mean if k in rows else None
+        if acc is not None and acc < FROZEN:
+            stuck.append(f"{labels[k]} accepted {100 * acc:.2g}% of proposals")
+    return "; ".join(stuck)
+
+
 def _compare_all(
     number: int,
     text: str,
@@ -73,11 +89,20 @@ def _compare_all(
     pairs: list[tuple[str, str]],
     metric: str,
     extra: str = "",
+    along_chain: bool = False,
 ) -> Claim:
-    """Reproduced when every pair (a, b) has a − b significantly above zero on `metric`."""
+    """Reproduced when every pair (a, b) has a − b significantly above zero on `metric`.
+
+    `along_chain`: the metric is measured along the chains' paths, so rows whose chains never moved leave
+    the claim untested instead of deciding it."""
     missing = _missing(rows, sorted({k for p in pairs for k in p}))
     if missing:
         return _not_tested(number, text, rule, f"rows not run: {', '.join(missing)}")
+    stuck = _frozen(rows, labels, sorted({k for p in pairs for k in p}))
+    if stuck and along_chain:
+        return _not_tested(number, text, rule, f"{stuck}: the chains barely moved, so this is not measurable")
+    if stuck:
+        extra += f". Caution: {stuck}, so those chains barely left their start codes"
     diffs = {f"{a} - {b}": paired_difference(rows[a], rows[b], metric) for a, b in pairs}
     if any(d.n < 2 for d in diffs.values()):
         return _not_tested(number, text, rule, "fewer than two paired units: no standard error")
@@ -181,6 +206,7 @@ def clipping_cuts_mala_iterations(rows, labels, steps) -> Claim:
         labels,
         [("mala", "mala-clip")],
         "steps_to_plateau",
+        along_chain=True,
     )
 
 

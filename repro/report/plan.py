@@ -143,11 +143,27 @@ def rows(ms: ModelSet, budget: float, map_steps: int = DGN_STEPS) -> list[Row]:
     return out
 
 
+# Manifest entries that describe a set without changing any number a cell computes (each row's step sizes
+# and options are in the cell key already), so editing them keeps finished cells.
+DESCRIPTIVE_KEYS = (
+    "description",
+    "previews",
+    "previews_note",
+    "sha256",
+    "file_bytes",
+    "training",
+    "train_info",
+    "metrics",
+    "step_tuning",
+)
+
+
 def models_id(ms: ModelSet) -> str:
     """Identity of a model set for cell keys: its name, manifest, and the content of every file it uses."""
     from repro.modelsets import _file_digest
 
-    h = hashlib.sha256(json.dumps({"name": ms.name, "manifest": ms.manifest}, sort_keys=True).encode())
+    manifest = {k: v for k, v in (ms.manifest or {}).items() if k not in DESCRIPTIVE_KEYS}
+    h = hashlib.sha256(json.dumps({"name": ms.name, "manifest": manifest}, sort_keys=True).encode())
     for files in (ms.generator, ms.classifier, ms.judge, ms.evaluator):
         if files is not None and files.prototxt is not None:
             h.update(_file_digest(files.prototxt, files.caffemodel).encode())

@@ -14,6 +14,9 @@ import torch
 
 from repro.posterior import onehot
 
+# onnx2torch 1.5.15's Slice indexes with a list at run time; torch deprecates that but computes the same.
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
+
 
 def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
