@@ -85,10 +85,14 @@ def _claims_summary(claims: list[dict]) -> str:
     }
     parts = [f"{len(by['reproduced'])} of {len(claims)} claims reproduced on this model set"]
     if by["not reproduced"]:
-        parts.append(f"claims {', '.join(by['not reproduced'])} did NOT reproduce")
+        parts.append(f"{_numbered(by['not reproduced'])} did NOT reproduce")
     if by["not tested"]:
-        parts.append(f"claims {', '.join(by['not tested'])} could not be tested")
+        parts.append(f"{_numbered(by['not tested'])} could not be tested")
     return "; ".join(parts) + "."
+
+
+def _numbered(numbers: list[str]) -> str:
+    return f"claim {numbers[0]}" if len(numbers) == 1 else f"claims {', '.join(numbers)}"
 
 
 def build_document(r: dict) -> list[Block]:
