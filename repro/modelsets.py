@@ -221,7 +221,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
 
 
-def _file_digest(*paths: Path) -> str:
+def file_digest(*paths: Path) -> str:
     h = hashlib.sha256(CACHE_VERSION.encode())
     for p in paths:
         with open(p, "rb") as f:
@@ -251,7 +251,7 @@ def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
 
     cached = None
     if use_cache and files.prototxt is not None:
-        cached = cache_dir() / f"{_file_digest(files.prototxt, files.caffemodel)}.onnx"
+        cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.onnx"
         if cached.exists():
             return onnx.load(cached)
     model = to_onnx(load_caffe_net(files))

@@ -34,15 +34,14 @@ def tune(root: Path, classes: int, chains: int, steps: int, seed: int) -> dict:
     found = {}
     for method, start, options in (("mala", 1e-2, {}), ("hmc", 5e-2, {"n_leapfrog": 10})):
         n = steps if method == "mala" else max(20, steps // 10)
-        result = samplers.sample(
-            backend, method, z0, n, seed, start, adapt=(3 * n) // 4, progress=True, **options
-        )
+        warmup = (3 * n) // 4
+        result = samplers.sample(backend, method, z0, n, seed, start, adapt=warmup, progress=True, **options)
         found[method] = {
             "median_step": float(np.median(result.step_size)),
             "step_range": [float(result.step_size.min()), float(result.step_size.max())],
             "accept_rate_after_warmup": float(result.accept_rate.mean()),
             "iterations": n,
-            "warmup": (3 * n) // 4,
+            "warmup": warmup,
         }
         print(
             f"{method}: median step {found[method]['median_step']:.4g}, acceptance after warm-up "

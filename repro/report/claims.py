@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from repro.report.metrics import RowValues, Stat, format_stat, paired_difference
+from repro.report.metrics import RowValues, Stat, format_stat, paired_difference, stat
 
 Z = 2.0  # a difference counts when |mean| > Z · standard error
 
@@ -74,7 +74,7 @@ def _frozen(rows: dict[str, RowValues], labels: dict[str, str], keys: list[str])
     plateau, mixing) describes a few early moves, not sampling."""
     stuck = []
     for k in keys:
-        acc = rows[k].summary()["acceptance"].mean if k in rows else None
+        acc = stat(rows[k].values.get("acceptance", {}).values()).mean if k in rows else None
         if acc is not None and acc < FROZEN:
             stuck.append(f"{labels[k]} accepted {100 * acc:.2g}% of proposals")
     return "; ".join(stuck)

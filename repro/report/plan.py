@@ -160,17 +160,17 @@ DESCRIPTIVE_KEYS = (
 
 def models_id(ms: ModelSet) -> str:
     """Identity of a model set for cell keys: its name, manifest, and the content of every file it uses."""
-    from repro.modelsets import _file_digest
+    from repro.modelsets import file_digest
 
     manifest = {k: v for k, v in (ms.manifest or {}).items() if k not in DESCRIPTIVE_KEYS}
     h = hashlib.sha256(json.dumps({"name": ms.name, "manifest": manifest}, sort_keys=True).encode())
     for files in (ms.generator, ms.classifier, ms.judge, ms.evaluator):
         if files is not None and files.prototxt is not None:
-            h.update(_file_digest(files.prototxt, files.caffemodel).encode())
+            h.update(file_digest(files.prototxt, files.caffemodel).encode())
         elif files is not None:
             h.update(f"{files.arch}:{files.seed}:{files.last_scale}".encode())
     if ms.clip_bounds is not None:
-        h.update(_file_digest(ms.clip_bounds).encode())
+        h.update(file_digest(ms.clip_bounds).encode())
     return h.hexdigest()[:16]
 
 
