@@ -12,6 +12,8 @@ import time
 import numpy as np
 import onnx
 
+from repro.runtime import BACKENDS, make_backend
+
 FLOP_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
@@ -51,18 +53,7 @@ def _peak_rss_mb() -> float:
 
 
 def _measure(backend_name: str, model_bytes: bytes, batch: int, repeats: int, seed: int, queue) -> None:
-    model = onnx.ModelProto.FromString(model_bytes)
-    if backend_name == "ort":
-        from repro.runtime.ort import OrtBackend
-
-        backend = OrtBackend(model, 0)
-    else:
-        import torch
-
-        from repro.runtime.torch import TorchBackend
-
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        backend = TorchBackend(model, 0)
+    backend = make_backend(backend_name, onnx.ModelProto.FromString(model_bytes), 0)
     z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
     backend.value_and_grad(z)  # warm-up: allocations, kernel selection
     times = []
@@ -83,7 +74,7 @@ def run_bench(
     ctx = mp.get_context("spawn")
     rows = []
     for batch in batches:
-        for name in ("ort", "torch"):
+        for name in BACKENDS:
             queue = ctx.Queue()
             proc = ctx.Process(target=_measure, args=(name, model_bytes, batch, repeats, seed, queue))
             proc.start()

@@ -1,4 +1,4 @@
-"""The `repro` command line (DESIGN §8): thin wrappers that parse options and call the library.
+"""The `repro` command line: thin wrappers that parse options and call the library.
 
 Every ReproError becomes one line on stderr and its exit code (2 bad input, 1 failed check); no tracebacks.
 """
@@ -10,6 +10,8 @@ import sys
 import click
 
 from repro.errors import ReproError
+from repro.runtime import BACKENDS, DEVICES
+from repro.samplers.methods import METHODS
 
 
 @click.group()
@@ -99,8 +101,9 @@ def parity(models_spec, batch, class_index, directions, seed, as_json) -> None:
     import numpy as np
 
     from repro.errors import CheckFailed
-    from repro.modelsets import posterior_model, resolve
+    from repro.modelsets import resolve
     from repro.parity import run_parity
+    from repro.posterior import posterior_model
 
     ms = resolve(models_spec)
     click.echo(f"model set {ms.name}: converting and building the posterior ...", err=True)
@@ -132,7 +135,8 @@ def bench(models_spec, batches, repeats, as_json) -> None:
     import json
 
     from repro.bench import run_bench
-    from repro.modelsets import posterior_model, resolve
+    from repro.modelsets import resolve
+    from repro.posterior import posterior_model
 
     ms = resolve(models_spec)
     sizes = tuple(int(b) for b in batches.split(","))
@@ -161,14 +165,21 @@ def bench(models_spec, batches, repeats, as_json) -> None:
 @cli.command()
 @click.option("--models", "models_spec", default=None, help=MODELS_HELP)
 @click.option("--class", "class_index", type=int, required=True, help="class index of the classifier")
-@click.option("--method", required=True, type=click.Choice(["map", "map-clip", "mala", "mala-clip", "hmc"]))
+@click.option("--method", required=True, type=click.Choice(list(METHODS)))
 @click.option("--chains", default=4, show_default=True, type=click.IntRange(min=1))
-@click.option("--steps", default=None, type=click.IntRange(min=1), help="[default: 200 MAP, 600 MCMC]")
+@click.option(
+    "--steps",
+    default=None,
+    type=click.IntRange(min=1),
+    help="[default: the published run's, "
+    + ", ".join(f"{m.name} {m.published_steps}" for m in METHODS.values())
+    + "]",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--step-size", default=None, type=float, help="override the method's initial step size")
 @click.option("--adapt", default=0, show_default=True, help="dual-averaging warm-up steps (MCMC)")
-@click.option("--backend", default="ort", show_default=True, type=click.Choice(["ort", "torch"]))
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
 @click.option(
     "--clip-bounds",
     type=click.Path(exists=True, dir_okay=False),
@@ -196,7 +207,7 @@ def sample(
     from pathlib import Path
 
     from repro.modelsets import resolve
-    from repro.synthesis import SampleJob, run_job
+    from repro.sample_job import SampleJob, run_job
 
     job = SampleJob(
         models=resolve(models_spec),
@@ -239,8 +250,8 @@ def sample(
     "--map-steps", default=200, show_default=True, type=click.IntRange(min=2), help="DGN-AM MAP iterations"
 )
 @click.option("--rows", default=None, help="comma-separated row keys [default: all], e.g. map-clip,mala")
-@click.option("--backend", default="ort", show_default=True, type=click.Choice(["ort", "torch"]))
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def report(
     models_spec, classes, chains, budget, quick, seed, map_steps, rows, backend, device, out_dir

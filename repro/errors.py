@@ -1,4 +1,4 @@
-"""Errors that the command line turns into one clear line and an exit code (DESIGN §8).
+"""Errors that the command line turns into one clear line and an exit code (2 bad input, 1 failed check).
 
 Library code raises these instead of printing, so the same message reaches API users and the CLI.
 """

@@ -1,4 +1,4 @@
-"""Model sets (DESIGN §7): which generator, classifier, crop, bounds, judge and evaluator belong together.
+"""Model sets: which generator, classifier, crop, bounds, judge and evaluator belong together.
 
 A model set on disk is a folder with `manifest.json`. Two sets are built in: `embedded` (trained by tools/,
 shipped under models/embedded) and `random` (the full-size built-in architectures with seeded random weights,
@@ -8,28 +8,15 @@ the files they expect; repro never downloads them.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx
-
+from repro.convert.cache import NetFiles
 from repro.errors import BadInput
+from repro.samplers.methods import Method
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
-CACHE_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class NetFiles:
-    prototxt: Path | None  # None: a built-in architecture made in memory (the `random` set)
-    caffemodel: Path | None
-    blobs: dict[str, str]  # role → blob name: input, output / logits, features, code
-    arch: str | None = None  # built-in architecture name when prototxt is None
-    seed: int = 0
-    last_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +36,10 @@ class ModelSet:
     evaluator: NetFiles | None = None
     mean_bgr: list[float] = field(default_factory=lambda: [104.0, 117.0, 123.0])
     manifest: dict = field(default_factory=dict)
+
+    def start_step(self, method: Method) -> float:
+        """The published run's start step on this set (the field the method's table entry names)."""
+        return float(getattr(self, method.start_step))
 
 
 KNOWN_EXTERNAL = {
@@ -212,71 +203,3 @@ def status() -> list[tuple[str, str, str]]:
     for name, k in KNOWN_EXTERNAL.items():
         rows.append((name, "needs files", f"--models {name}=DIR with " + ", ".join(k["files"])))
     return rows
-
-
-# ---------------------------------------------------------------------------------------------- conversion
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
-
-
-def file_digest(*paths: Path) -> str:
-    h = hashlib.sha256(CACHE_VERSION.encode())
-    for p in paths:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:24]
-
-
-def load_caffe_net(files: NetFiles):
-    """The Caffe net of one role, weights attached (from files, or seeded for a built-in architecture)."""
-    from repro import caffe
-    from repro.caffe import architectures
-
-    if files.prototxt is None:
-        net = caffe.parse_net_text(getattr(architectures, files.arch)(), source=f"<built-in {files.arch}>")
-        caffe.random_weights(net, files.seed, last_scale=files.last_scale)
-        return net
-    for p in (files.prototxt, files.caffemodel):
-        if not p.exists():
-            raise BadInput(f"model file not found: {p}")
-    return caffe.load_net(files.prototxt, files.caffemodel)
-
-
-def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
-    """Caffe → ONNX for one role, cached by the content hash of its input files (real files only)."""
-    from repro.convert import save_onnx, to_onnx
-
-    cached = None
-    if use_cache and files.prototxt is not None:
-        cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.onnx"
-        if cached.exists():
-            return onnx.load(cached)
-    model = to_onnx(load_caffe_net(files))
-    if cached is not None:
-        try:
-            save_onnx(model, cached)
-        except OSError:
-            pass  # a read-only cache only costs time
-    return model
-
-
-def posterior_model(
-    ms: ModelSet, objective: str = "log_softmax", prior_sigma: float | None = 1.0
-) -> onnx.ModelProto:
-    """The set's forward posterior graph (see repro.posterior)."""
-    from repro.posterior import PosteriorSpec, build_posterior
-
-    spec = PosteriorSpec(
-        gen_input=ms.generator.blobs["input"],
-        gen_output=ms.generator.blobs["output"],
-        cls_input=ms.classifier.blobs["input"],
-        cls_logits=ms.classifier.blobs["logits"],
-        crop_size=ms.crop_size,
-        crop_offset=ms.crop_offset,
-        objective=objective,
-        prior_sigma=prior_sigma,
-    )
-    return build_posterior(convert_net(ms.generator), convert_net(ms.classifier), spec)

@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from repro.runtime import make_backend
+from repro.runtime.torch import TorchBackend
+
 # float32 end to end through ~25 layers: observed errors are ~1e-6; 1e-4 leaves room for summation order.
 FORWARD_TOL = 1e-4  # |logp_ort − logp_torch| / max|logp_torch|
 GRAD_TOL = 1e-4  # max|g_ort − g_torch| / max|g_torch|
@@ -40,12 +43,13 @@ def rel_max(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) / scale
 
 
-def ort_vs_torch(ort_backend, torch_backend, z: np.ndarray) -> list[Check]:
-    lo, go = ort_backend.value_and_grad(z)
-    lt, gt = torch_backend.value_and_grad(z)
+def cross_check(backend, reference, z: np.ndarray) -> list[Check]:
+    """Value and gradient of `backend` against an independent `reference` backend, relative to the latter."""
+    la, ga = backend.value_and_grad(z)
+    lb, gb = reference.value_and_grad(z)
     return [
-        Check("forward logp: ORT vs torch", rel_max(lo, lt), FORWARD_TOL),
-        Check("gradient: ORT-VJP vs torch autograd", rel_max(go, gt), GRAD_TOL),
+        Check(f"forward logp: {backend.label} vs {reference.label}", rel_max(la, lb), FORWARD_TOL),
+        Check(f"gradient: {backend.label} vs {reference.label}", rel_max(ga, gb), GRAD_TOL),
     ]
 
 
@@ -72,13 +76,11 @@ def finite_differences(
 
 
 def run_parity(posterior, classes, z: np.ndarray, *, n_directions: int = 3, seed: int = 0) -> list[Check]:
-    """All checks on one batch of codes `z` for the given posterior graph."""
-    from repro.runtime.ort import OrtBackend
-    from repro.runtime.torch import TorchBackend
-
-    ort_b = OrtBackend(posterior, classes)
-    torch_b = TorchBackend(posterior, classes)
-    checks = ort_vs_torch(ort_b, torch_b, z)
+    """All checks on one batch of codes `z` for the given posterior graph: the ORT-VJP graph is the code
+    under test, torch autograd and a float64 torch forward the independent references."""
+    ort_b = make_backend("ort", posterior, classes)
+    torch_b = make_backend("torch", posterior, classes)
+    checks = cross_check(ort_b, torch_b, z)
     del torch_b
     if n_directions:
         torch64 = TorchBackend(posterior, classes, dtype=torch.float64)

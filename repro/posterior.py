@@ -1,23 +1,25 @@
-"""The posterior as one ONNX graph: z → G → centre crop → C → objective_k → + log prior → logp (DESIGN §2).
+"""The posterior as one ONNX graph: z → G → centre crop → C → objective_k → + log prior → logp.
 
 One graph, not three sessions glued in Python, so that `repro.grad` can differentiate it end to end and a
 single ONNX Runtime run returns value and gradient for every chain. The class enters as a one-hot input, so
-chains in one batch may target different classes without rebuilding the graph.
+chains in one batch may target different classes without rebuilding the graph. `posterior_model` assembles
+it from a model set's generator and classifier files (docs/architecture.md, "Data flow").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import onnx
 import onnx.compose
 from onnx import TensorProto, helper, numpy_helper
 
+from repro.convert.cache import NetFiles, convert_net
 from repro.errors import BadInput
+from repro.onnx_versions import IR_VERSION, OPSET
 
-OPSET = 17
-IR_VERSION = 8
 OBJECTIVES = ("logit", "log_softmax")
 
 
@@ -167,3 +169,29 @@ def onehot(classes: np.ndarray | int, n_chains: int, n_classes: int) -> np.ndarr
     out = np.zeros((n_chains, n_classes), np.float32)
     out[np.arange(n_chains), classes] = 1.0
     return out
+
+
+class PosteriorParts(Protocol):
+    """What the posterior needs of a model set (repro.modelsets.ModelSet has it)."""
+
+    generator: NetFiles  # blobs "input" (the code) and "output" (the image)
+    classifier: NetFiles  # blobs "input" and "logits"
+    crop_size: int
+    crop_offset: int
+
+
+def posterior_model(
+    parts: PosteriorParts, objective: str = "log_softmax", prior_sigma: float | None = 1.0
+) -> onnx.ModelProto:
+    """The forward posterior graph of a model set's generator and classifier, converted (and cached)."""
+    spec = PosteriorSpec(
+        gen_input=parts.generator.blobs["input"],
+        gen_output=parts.generator.blobs["output"],
+        cls_input=parts.classifier.blobs["input"],
+        cls_logits=parts.classifier.blobs["logits"],
+        crop_size=parts.crop_size,
+        crop_offset=parts.crop_offset,
+        objective=objective,
+        prior_sigma=prior_sigma,
+    )
+    return build_posterior(convert_net(parts.generator), convert_net(parts.classifier), spec)

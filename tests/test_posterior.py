@@ -171,7 +171,8 @@ def test_unknown_model_set_is_exit_2(capsys):
 @pytest.mark.slow
 def test_full_size_random_set_ort_vjp_matches_torch_autograd():
     """Full-size fc6 generator + CaffeNet (random weights), batch 2: ORT-VJP vs torch autograd within 1e-4."""
-    from repro.modelsets import posterior_model, resolve
+    from repro.modelsets import resolve
+    from repro.posterior import posterior_model
 
     model = posterior_model(resolve("random"))
     z = np.abs(np.random.default_rng(0).standard_normal((2, 4096))).astype(np.float32)

@@ -21,6 +21,7 @@ from PIL import Image
 
 from repro import caffe
 from repro.cli import main
+from repro.samplers.methods import METHODS
 
 CODE = 16
 CLASSES = ["alpha", "beta", "gamma"]
@@ -238,12 +239,16 @@ def test_metrics_json_follows_the_documented_schema(tiny_report):
         assert row["metrics"]["judge_log_p_real"]["n"] == 3 * 2  # classes × chains
         assert row["metrics"]["diversity"]["n"] == 3  # one per class
         assert [c["class_index"] for c in row["per_class"]] == [0, 1, 2]
-        is_map = row["method"].startswith("map")
-        assert (row["metrics"]["acceptance"]["mean"] is None) == is_map
+        assert (row["metrics"]["acceptance"]["mean"] is None) == (not METHODS[row["method"]].mcmc)
         assert row["tuning"] in ("paper", "dual averaging")
     by_key = {row["key"]: row for row in r["rows"]}
     assert by_key["map-long"]["steps"] == 60 and by_key["mala"]["steps"] == 60
-    assert by_key["hmc"]["steps"] == round(60 / 11)
+    # The budget counts what the sampler spends: L gradients per HMC iteration (the trajectory's start
+    # gradient is cached) plus the initial one, the same number the n_grad metric measures.
+    for key in ("hmc", "hmc-da", "mala"):
+        leapfrog = by_key[key]["options"].get("n_leapfrog", 1)
+        assert by_key[key]["metrics"]["n_grad"]["mean"] == by_key[key]["steps"] * leapfrog + 1
+    assert by_key["hmc"]["steps"] == round(60 / 10)
     assert [(t["method"], t["paper"]) for t in r["table2"]] == [
         ("MAP+clip", -6.00),
         ("MALA+clip", -5.53),
@@ -281,7 +286,8 @@ def test_the_report_stays_fast(tiny_report):
 def test_confidence_matches_the_posterior_graph(tiny_report):
     """The report's classifier confidence (its own session on the crop) against the posterior graph's
     logits for the same codes: two graphs, one crop convention."""
-    from repro.modelsets import posterior_model, resolve
+    from repro.modelsets import resolve
+    from repro.posterior import posterior_model
     from repro.report.run import load_cell
     from repro.runtime.ort import OrtBackend
 

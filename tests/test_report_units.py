@@ -13,8 +13,9 @@ from repro.report.claims import check_claims
 from repro.report.document import Figure, Heading, Para, Table
 from repro.report.html import render_html
 from repro.report.markdown import render_markdown
-from repro.report.metrics import RowValues, format_stat, paired_difference, stat, steps_to_plateau
+from repro.report.metrics import steps_to_plateau
 from repro.report.plan import mcmc_steps
+from repro.report.stats import RowValues, format_stat, paired_difference, stat
 
 
 def test_steps_to_plateau_finds_the_first_step_past_90_percent_of_the_rise():
@@ -131,8 +132,9 @@ def test_frozen_chains_leave_path_claims_untested_and_flag_image_claims():
 def test_budget_accounting():
     assert mcmc_steps(1.0) == 6000
     assert mcmc_steps(0.5) == 3000
-    hmc = mcmc_steps(1.0, n_leapfrog=10)
-    assert abs(hmc * 10 + hmc - 6000) <= 11  # iterations × L + iterations ≈ 6000
+    hmc = mcmc_steps(1.0, gradients_per_step=10)
+    assert hmc * 10 == 6000  # iterations × L: the start gradient of a trajectory is cached
+    assert mcmc_steps(0.001, gradients_per_step=10) == 2  # never fewer than 2 iterations
 
 
 def test_plan_keys_and_checks(tmp_path):
@@ -150,7 +152,7 @@ def test_plan_keys_and_checks(tmp_path):
     assert keys_a[("map-clip", 0)] == keys_b[("map-clip", 0)]
     assert keys_a[("mala", 0)] != keys_b[("mala", 0)]
     hmc = next(r for r in a.rows if r.key == "hmc")
-    assert hmc.steps == mcmc_steps(0.01, 10)
+    assert hmc.steps == mcmc_steps(0.01, 10)  # L = 10 gradients per iteration
     with pytest.raises(BadInput, match="outside"):
         make_plan(ms, [0, 3], 2, 0.01)
     with pytest.raises(BadInput, match="at least 2"):

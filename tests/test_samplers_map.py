@@ -1,7 +1,8 @@
 """MAP parity: `sample(..., "map-clip")` follows DGN-AM's act_max.py loop step for step.
 
-The reference below is a plain re-implementation of act_max.py's loop (research/anchors-dgn.md §1.1), one
-code at a time, written from the description and not from repro.samplers.
+The reference below is a plain re-implementation of act_max.py's loop (DGN-AM's `activation_maximization`:
+linear step start + (end − start)·i/n, the normalised step lr·h/mean|h|, clip to the bounds, then ×decay),
+one code at a time, written from that description and not from repro.samplers.
 """
 
 from __future__ import annotations

@@ -21,15 +21,19 @@ import numpy as np
 
 from repro import samplers
 from repro.atomic import write_text
-from repro.modelsets import from_manifest, posterior_model
-from repro.synthesis import initial_codes, make_backend
+from repro.modelsets import from_manifest
+from repro.posterior import posterior_model
+from repro.runtime import make_backend
+from repro.samplers import METHODS
+from repro.samplers.initial import initial_codes
 
 
 def tune(root: Path, classes: int, chains: int, steps: int, seed: int) -> dict:
     ms = from_manifest(root)
-    model = posterior_model(ms, "log_softmax", 1.0)
+    mala = METHODS["mala"]  # MALA and HMC sample the same posterior
+    model = posterior_model(ms, mala.objective, mala.prior_sigma)
     labels = np.repeat(np.arange(min(classes, len(ms.class_names))), chains)
-    backend = make_backend(model, labels, "ort", "cpu")
+    backend = make_backend("ort", model, labels, "cpu")
     z0 = initial_codes(seed, len(labels), backend.code_size)
     found = {}
     for method, start, options in (("mala", 1e-2, {}), ("hmc", 5e-2, {"n_leapfrog": 10})):
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest["hmc_step"] = round(found["hmc"]["median_step"], 4)
     manifest["step_tuning"] = {
         "command": "python -m tools.tune_steps " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "rule": "median dual-averaging step at constant step size (target acceptance 0.574 MALA, 0.65 HMC)",
+        "rule": "median dual-averaging step at constant step size (target acceptance "
+        f"{METHODS['mala'].kernel.TARGET_ACCEPT} MALA, {METHODS['hmc'].kernel.TARGET_ACCEPT} HMC)",
         **found,
     }
     write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

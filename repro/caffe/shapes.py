@@ -1,8 +1,11 @@
 """Caffe's shape inference: every blob's shape and every layer's expected weight shapes.
 
 Shapes are computed here from Caffe's C++ (`*_layer.cpp` Reshape/LayerSetUp), never taken from ONNX shape
-inference, which disagrees with Caffe on pooling (research/converters.md §2.1). One rule per layer type,
-registered in `RULES`; each maps the layer and its bottom shapes to its top shapes and weight shapes.
+inference, which disagrees with Caffe on pooling: Caffe rounds the output size up (by default) and drops a
+last window that would start in the right padding, and onnx's shape inference (opset ≤ 19) skips that drop
+under `ceil_mode=1` (H=5, k=2, s=2, pad=1: Caffe 3, onnx 4). One rule per layer type, registered in `RULES`
+(a second rule for a type is an error); each maps the layer and its bottom shapes to its top shapes and
+weight shapes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from repro.caffe.net import Layer, Net
 from repro.errors import BadInput
+from repro.registry import registrar
 
 Shape = tuple[int, ...]
 
@@ -44,13 +48,7 @@ Rule = Callable[[Layer, list[Shape]], LayerShapes]
 RULES: dict[str, Rule] = {}
 
 
-def rule(*types: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
-        for layer_type in types:
-            RULES[layer_type] = fn
-        return fn
-
-    return register
+rule = registrar(RULES, "shape rules for Caffe layer type")  # @rule("ReLU", ...)
 
 
 def _check(condition: bool, message: str) -> None:

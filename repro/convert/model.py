@@ -15,8 +15,8 @@ from repro.caffe.shapes import infer_shapes
 from repro.convert.context import Context
 from repro.convert.registry import lookup
 from repro.errors import BadInput
+from repro.onnx_versions import OPSET
 
-OPSET = 17  # onnx2torch lacks Pad-18 and AveragePool-19 (research/converters.md §3.2)
 BATCH = "batch"
 _PROGRESS_WEIGHTS = 20_000_000  # weights beyond which conversion takes long enough to show progress
 _PROGRESS_LAYERS = 200

@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 
+from repro.samplers.methods import METHODS
+
 
 def rhat_ess(draws: np.ndarray) -> tuple[float | None, float | None]:
     """Rank-normalised split-R̂ and bulk ESS of draws shaped (chain, draw); None where undefined."""
@@ -47,7 +49,7 @@ def summarize(result, *, n_projections: int = 3, seed: int = 0) -> dict:
         "divergent": None if result.divergent is None else int(np.sum(result.divergent[result.warmup :])),
         "step_size_median": float(np.median(result.step_size)),
     }
-    if result.method.startswith("map"):
+    if not METHODS[result.method].mcmc:
         # An optimiser's trajectory is not a sample: convergence diagnostics would be meaningless.
         return {**out, "summaries": {}, "rhat_max": None, "ess_bulk_min": None, "ess_per_grad_min": None}
 

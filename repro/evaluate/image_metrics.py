@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from repro.convert.cache import NetFiles, convert_net, load_caffe_net
 from repro.errors import BadInput
-from repro.modelsets import ModelSet, NetFiles, convert_net
-from repro.report.images import DISPLAY_CLIP, to_display
+from repro.images import DISPLAY_CLIP, to_display
+from repro.modelsets import ModelSet
 
 
 def _session(files: NetFiles, outputs: list[str]):
     """An ORT session over the converted net, exposing the named blobs as outputs."""
     from repro.convert import to_onnx
-    from repro.modelsets import load_caffe_net
     from repro.runtime.ort import make_session
 
     model = convert_net(files)
@@ -99,13 +99,16 @@ def diversity(features: np.ndarray) -> float:
     return float(d[np.triu_indices(n, 1)].mean())
 
 
-def saturation(images: np.ndarray) -> dict[str, float]:
-    """Over-saturation: pixel values at the display clip, and the mean HSV saturation of the shown image."""
-    at_clip = float(np.mean(np.abs(images) >= DISPLAY_CLIP))
+def pixels_at_clip(images: np.ndarray) -> float:
+    """Fraction of pixel values at or beyond the display clip: the visible symptom of super-stimuli."""
+    return float(np.mean(np.abs(images) >= DISPLAY_CLIP))
+
+
+def hsv_saturation(images: np.ndarray) -> float:
+    """Mean HSV saturation of the images as shown: over-saturated colour that the clip alone hides."""
     rgb = np.stack([to_display(img) for img in images]).astype(np.float64) / 255.0
     mx, mn = rgb.max(-1), rgb.min(-1)
-    hsv_s = np.where(mx > 0, (mx - mn) / np.where(mx > 0, mx, 1.0), 0.0)
-    return {"pixels_at_clip": at_clip, "hsv_saturation": float(hsv_s.mean())}
+    return float(np.where(mx > 0, (mx - mn) / np.where(mx > 0, mx, 1.0), 0.0).mean())
 
 
 def code_beyond_bounds(z: np.ndarray, upper: np.ndarray | None) -> float:

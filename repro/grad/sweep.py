@@ -16,9 +16,8 @@ from repro.grad.emitter import Emitter
 from repro.grad.pool_sizes import ceil_pools, restate_ceil_pools
 from repro.grad.registry import RULES
 from repro.grad.shapes import probe_shapes
+from repro.onnx_versions import IR_VERSION, OPSET
 
-OPSET = 17
-IR_VERSION = 8
 ACCEPTED_OPSETS = range(13, OPSET + 1)  # ops the converter emits mean the same from 13 to 17
 MAX_LISTED = 40
 # Ops whose outputs are integers or booleans (shapes, indices, masks): no gradient flows through them, so a

@@ -13,14 +13,16 @@ from repro.atomic import write_text
 from repro.errors import BadInput, ReproError
 from repro.modelsets import resolve
 from repro.report import figures
-from repro.report.document import IMAGE_METRICS, build_document
+from repro.report.document import build_document
 from repro.report.html import render_html
 from repro.report.markdown import render_markdown
-from repro.report.metrics import Stat, collect, stat
+from repro.report.metrics import METRICS
 from repro.report.plan import DGN_STEPS, make_plan, models_id
 from repro.report.reference import reference_metrics
 from repro.report.results import PAPER_TABLE2, build_results, schema_errors
 from repro.report.run import Executor, run_plan
+from repro.report.stats import Stat, collect, stat
+from repro.versions import versions
 
 QUICK = {"classes": 3, "chains": 3, "budget": 0.1}
 FULL = {"chains": 4, "budget": 1.0}
@@ -43,8 +45,6 @@ class ReportOptions:
 
 def make_report(opts: ReportOptions, out_dir: Path) -> dict:
     """Build the whole report in out_dir; return the metrics.json record."""
-    from repro.synthesis import versions
-
     started = time.perf_counter()
     ms = resolve(opts.models)
     n_classes = len(ms.class_names)
@@ -106,7 +106,7 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
     figures.traces(
         {k: c.logp for k, c in by_cell.items()},
         {k: c.accepted for k, c in by_cell.items()},
-        [(r.key, r.label, r.is_map) for r in plan.rows],
+        [(r.key, r.label, r.mcmc) for r in plan.rows],
         classes,
         out_dir / "traces.png",
     )
@@ -120,7 +120,7 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
     figures.metric_bars(
         summaries,
         bar_rows,
-        [*IMAGE_METRICS, "acceptance", "ess_per_grad", "seconds"],
+        [key for key, m in METRICS.items() if m.plotted],
         out_dir / "metrics.png",
     )
     out["metrics"] = "metrics.png"

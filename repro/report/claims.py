@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from repro.report.metrics import RowValues, Stat, format_stat, paired_difference, stat
+from repro.report.stats import RowValues, Stat, format_stat, paired_difference, stat
 
 Z = 2.0  # a difference counts when |mean| > Z · standard error
 

@@ -7,18 +7,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from repro.report.metrics import format_stat
+from repro.report.metrics import METRICS
+from repro.report.stats import format_stat
 
-IMAGE_METRICS = [
-    "judge_log_p_real",
-    "target_confidence",
-    "evaluator_accuracy",
-    "diversity",
-    "pixels_at_clip",
-    "hsv_saturation",
-    "code_beyond_bounds",
-]
-SAMPLER_METRICS = ["acceptance", "ess_per_grad", "rhat", "steps_to_plateau", "n_grad", "seconds"]
+# The two metric tables of the page: what the images are like, and how the samplers ran.
+IMAGE_METRICS = [key for key, m in METRICS.items() if m.on != "run"]
+SAMPLER_METRICS = [key for key, m in METRICS.items() if m.on == "run"]
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from repro.atomic import atomic_path  # noqa: E402
-from repro.report.images import grid, save_png, to_display  # noqa: E402
-from repro.report.metrics import METRICS, Stat  # noqa: E402
+from repro.images import grid, save_png, to_display  # noqa: E402
+from repro.report.metrics import METRICS  # noqa: E402
+from repro.report.stats import Stat  # noqa: E402
 
 TILE = 128  # shown tile size: small generator outputs are enlarged before labelling, so labels stay crisp
 
@@ -75,10 +76,10 @@ def traces(
 ) -> None:
     """log π (MAP: its objective) and acceptance over iterations, one line per chain, coloured by class.
 
-    logp/accepted: (row key, class) → [steps, C]; rows: (key, label, is_map)."""
+    logp/accepted: (row key, class) → [steps, C]; rows: (key, label, mcmc)."""
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 2.1 * len(rows)), squeeze=False)
     colours = plt.get_cmap("tab10")
-    for i, (key, label, is_map) in enumerate(rows):
+    for i, (key, label, mcmc) in enumerate(rows):
         ax_l, ax_a = axes[i]
         for c, (k, name) in enumerate(classes):
             trace = logp[(key, k)]
@@ -92,20 +93,20 @@ def traces(
                     alpha=0.6,
                     label=name if j == 0 else None,
                 )
-            if not is_map:
+            if mcmc:
                 acc = accepted[(key, k)].astype(np.float64)
                 window = max(1, acc.shape[0] // 50)
                 kernel = np.ones(window) / window
                 running = np.convolve(acc.mean(axis=1), kernel, mode="valid")
                 ax_a.plot(np.arange(window, acc.shape[0] + 1), running, color=colours(c % 10), lw=1.0)
-        ax_l.set_ylabel("objective" if is_map else "log π")
+        ax_l.set_ylabel("log π" if mcmc else "objective")
         ax_l.set_title(label, fontsize=9, loc="left")
         finite = np.concatenate([logp[(key, k)].ravel() for k, _ in classes])
         finite = finite[np.isfinite(finite)]
         if finite.size:
             lo, hi = np.percentile(finite, [2, 100])
             ax_l.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
-        if is_map:
+        if not mcmc:
             ax_a.text(0.5, 0.5, "MAP: no accept step", ha="center", va="center", transform=ax_a.transAxes)
             ax_a.axis("off")
         else:
@@ -149,7 +150,7 @@ def metric_bars(
         ax.barh(y, means, xerr=errs, color=[_colour(k) for k, _, _ in shown], ecolor="black", capsize=2)
         ax.set_yticks(y, [label for _, label, _ in shown], fontsize=7)
         ax.invert_yaxis()
-        ax.set_title(METRICS[metric][0], fontsize=9)
+        ax.set_title(METRICS[metric].label, fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         ax.axvline(0, color="grey", lw=0.5)
     for ax in axes.ravel()[len(metrics) :]:

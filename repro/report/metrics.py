@@ -1,56 +1,172 @@
-"""From finished cells to the report's numbers: each metric as mean ± standard error over its units.
+"""The report's metrics as data: one entry each, used by the cells' measuring, the real-image reference row,
+metrics.json's definitions, the document's tables and the bar charts.
 
-A unit is one chain (class, chain) for per-image and per-chain metrics, or one class for metrics that only
-exist per class (diversity, ESS, R-hat). Every row starts chain j of class k from the same code, so two rows
-are compared by paired differences over shared units, which removes the start-to-start variation.
+A metric is computed on a `Subject`: one class's images, with the codes and the sampler run that made them
+when there are any (real images have neither, so metrics of codes and runs skip them). Its unit is one chain
+(a list of one value per image) or one class (one value); the order of `METRICS` is the order of the tables.
+Adding a metric is one decorated function here.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-# name → (label, unit kind, higher is better?) — the order is the order of the tables
-METRICS: dict[str, tuple[str, str, bool | None]] = {
-    "judge_log_p_real": ("judge log p(real)", "chain", True),
-    "target_confidence": ("classifier p(class)", "chain", None),
-    "evaluator_accuracy": ("evaluator accuracy", "chain", True),
-    "diversity": ("diversity (evaluator features)", "class", True),
-    "pixels_at_clip": ("pixels at display clip", "chain", False),
-    "hsv_saturation": ("mean HSV saturation", "chain", None),
-    "code_beyond_bounds": ("code units beyond clip bounds", "chain", None),
-    "acceptance": ("acceptance rate", "chain", None),
-    "ess_per_grad": ("ESS per gradient", "class", True),
-    "rhat": ("split R-hat", "class", None),
-    "steps_to_plateau": ("iterations to plateau", "chain", False),
-    "n_grad": ("gradient evaluations / chain", "chain", None),
-    "seconds": ("wall seconds / chain", "chain", False),
-}
+from repro.evaluate.image_metrics import (
+    ImageMetrics,
+    as_saved,
+    code_beyond_bounds,
+    diversity,
+    hsv_saturation,
+    pixels_at_clip,
+)
+from repro.registry import registrar
+
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
-class Stat:
-    mean: float
-    se: float
-    n: int
+class Run:
+    """The part of a sampler run that made one class's images."""
 
-    def as_dict(self) -> dict:
-        return {"mean": finite_or_none(self.mean), "se": finite_or_none(self.se), "n": self.n}
-
-
-def finite_or_none(x: float) -> float | None:
-    """JSON has no NaN: a metric that does not apply (acceptance of MAP) is null."""
-    return float(x) if x is not None and math.isfinite(x) else None
+    mcmc: bool  # whether the method has an accept step
+    logp: np.ndarray  # [steps, n] log π after each step
+    accept_rate: np.ndarray  # [n] after warm-up
+    n_grad: int  # gradient evaluations per chain
+    seconds_per_chain: float
+    diagnostics: dict  # repro.evaluate.diagnostics.summarize of these chains ({} for MAP)
 
 
-def stat(values) -> Stat:
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
-    if v.size == 0:
-        return Stat(float("nan"), float("nan"), 0)
-    se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan")
-    return Stat(float(v.mean()), se, int(v.size))
+@dataclass
+class Subject:
+    """What metrics are computed on. `images` are what the method produced (generator output, BGR,
+    mean-subtracted, 0–255 scale); for real images, the images themselves as saved."""
+
+    class_index: int
+    images: np.ndarray  # [n, 3, H, W]
+    scorers: ImageMetrics
+    z: np.ndarray | None = None  # [n, D] the codes of the images
+    upper: np.ndarray | None = None  # [D] clip bounds of the set, if any
+    run: Run | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.images)
+
+    @cached_property
+    def saved(self) -> np.ndarray:
+        return as_saved(self.images)
+
+    @cached_property
+    def evaluator(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scorers.evaluator_outputs(self.saved)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str  # "chain": one value per image; "class": one per class
+    higher_is_better: bool | None
+    on: str  # "saved image", "generator output", "code" or "run": what `compute` reads
+    compute: Callable[[Subject], list[float] | float]
+    plotted: bool = True  # shown in the bar charts
+
+    def applies(self, s: Subject) -> bool:
+        return not (self.on == "code" and s.z is None or self.on == "run" and s.run is None)
+
+
+METRICS: dict[str, Metric] = {}
+_file = registrar(METRICS, "metrics")
+
+
+def metric(key: str, label: str, unit: str, higher_is_better: bool | None, on: str, plotted: bool = True):
+    def register(fn: Callable[[Subject], list[float] | float]):
+        _file(key)(Metric(key, label, unit, higher_is_better, on, fn, plotted))
+        return fn
+
+    return register
+
+
+def measure(s: Subject) -> dict[str, list[float] | float]:
+    """Every metric that applies to the subject, in table order."""
+    return {key: m.compute(s) for key, m in METRICS.items() if m.applies(s)}
+
+
+def _per_image(fn: Callable[[np.ndarray], float], images: np.ndarray) -> list[float]:
+    return [fn(images[j : j + 1]) for j in range(len(images))]
+
+
+@metric("judge_log_p_real", "judge log p(real)", "chain", True, "saved image")
+def _judge(s: Subject) -> list[float]:
+    return s.scorers.judge_log_p_real(s.saved).tolist()
+
+
+@metric("target_confidence", "classifier p(class)", "chain", None, "generator output")
+def _target_confidence(s: Subject) -> list[float]:
+    return s.scorers.classifier_probs(s.images)[:, s.class_index].tolist()
+
+
+@metric("evaluator_accuracy", "evaluator accuracy", "chain", True, "saved image")
+def _evaluator_accuracy(s: Subject) -> list[float]:
+    return (np.argmax(s.evaluator[0], axis=1) == s.class_index).astype(float).tolist()
+
+
+@metric("diversity", "diversity (evaluator features)", "class", True, "saved image")
+def _diversity(s: Subject) -> float:
+    return diversity(s.evaluator[1])
+
+
+@metric("pixels_at_clip", "pixels at display clip", "chain", False, "generator output")
+def _pixels_at_clip(s: Subject) -> list[float]:
+    return _per_image(pixels_at_clip, s.images)
+
+
+@metric("hsv_saturation", "mean HSV saturation", "chain", None, "generator output")
+def _hsv_saturation(s: Subject) -> list[float]:
+    return _per_image(hsv_saturation, s.images)
+
+
+@metric("code_beyond_bounds", "code units beyond clip bounds", "chain", None, "code")
+def _code_beyond_bounds(s: Subject) -> list[float]:
+    return [code_beyond_bounds(z, s.upper) for z in s.z]
+
+
+@metric("acceptance", "acceptance rate", "chain", None, "run")
+def _acceptance(s: Subject) -> list[float]:
+    return s.run.accept_rate.tolist() if s.run.mcmc else [NAN] * s.n
+
+
+@metric("ess_per_grad", "ESS per gradient", "class", True, "run")
+def _ess_per_grad(s: Subject) -> float:
+    return _or_nan(s.run.diagnostics.get("ess_per_grad_min"))
+
+
+@metric("rhat", "split R-hat", "class", None, "run", plotted=False)
+def _rhat(s: Subject) -> float:
+    return _or_nan(s.run.diagnostics.get("rhat_max"))
+
+
+@metric("steps_to_plateau", "iterations to plateau", "chain", False, "run", plotted=False)
+def _steps_to_plateau(s: Subject) -> list[float]:
+    return steps_to_plateau(s.run.logp).tolist() if s.run.mcmc else [NAN] * s.n
+
+
+@metric("n_grad", "gradient evaluations / chain", "chain", None, "run", plotted=False)
+def _n_grad(s: Subject) -> list[float]:
+    return [float(s.run.n_grad)] * s.n
+
+
+@metric("seconds", "wall seconds / chain", "chain", False, "run")
+def _seconds(s: Subject) -> list[float]:
+    return [s.run.seconds_per_chain] * s.n
+
+
+def _or_nan(x: float | None) -> float:
+    return NAN if x is None else float(x)
 
 
 def steps_to_plateau(logp: np.ndarray, fraction: float = 0.9, tail: float = 0.1) -> np.ndarray:
@@ -65,55 +181,3 @@ def steps_to_plateau(logp: np.ndarray, fraction: float = 0.9, tail: float = 0.1)
         if plateau[c] > start[c]:
             out[c] = int(np.argmax(logp[:, c] >= level[c]))
     return out
-
-
-@dataclass
-class RowValues:
-    """Every unit's value of every metric for one row: metric → {unit: value}."""
-
-    key: str
-    values: dict[str, dict[tuple, float]]
-
-    def summary(self) -> dict[str, Stat]:
-        return {m: stat(self.values.get(m, {}).values()) for m in METRICS}
-
-
-def collect(cells: list[dict]) -> dict[str, RowValues]:
-    """Cell records (run.load_cell's meta) → per row, the values of each metric keyed by unit."""
-    out: dict[str, RowValues] = {}
-    for cell in cells:
-        row = out.setdefault(cell["row"], RowValues(cell["row"], {m: {} for m in METRICS}))
-        k = cell["class_index"]
-        for name, per_chain in cell["per_chain"].items():
-            for j, value in enumerate(per_chain):
-                row.values.setdefault(name, {})[(k, j)] = value
-        for name, value in cell["per_class"].items():
-            row.values.setdefault(name, {})[(k,)] = value
-    return out
-
-
-def paired_difference(a: RowValues, b: RowValues, metric: str) -> Stat:
-    """a − b over the units both rows share (same class, same chain start)."""
-    va, vb = a.values.get(metric, {}), b.values.get(metric, {})
-    return stat(va[u] - vb[u] for u in sorted(set(va) & set(vb)) if _finite(va[u]) and _finite(vb[u]))
-
-
-def _finite(x) -> bool:
-    return x is not None and math.isfinite(x)
-
-
-def format_stat(s: Stat | dict, digits: int = 3) -> str:
-    mean, se = (s.mean, s.se) if isinstance(s, Stat) else (s["mean"], s["se"])
-    if mean is None or not math.isfinite(mean):
-        return "—"
-    if abs(mean) >= 1e6:  # e.g. the R-hat of chains that never moved
-        text = f"{mean:.1e}"
-    elif abs(mean) >= 10**digits:
-        text = f"{mean:.0f}"
-    elif abs(mean) >= 1e-3 or mean == 0:
-        text = f"{mean:.{digits}g}"
-    else:
-        text = f"{mean:.2e}"
-    if se is not None and math.isfinite(se):
-        text += f" ± {se:.2g}"
-    return text

@@ -1,22 +1,27 @@
 """What the report runs: its rows (a method with one way of choosing step sizes) and its cells (a row on one
 class), each cell keyed by every setting that can change its numbers so a re-run reuses finished work.
 
-The paper's budget is 6000 gradient evaluations per MCMC chain against DGN-AM's 200 MAP iterations; HMC
-counts iterations × L + iterations. `budget` scales every MCMC row and the long MAP run together, so a quick
-report keeps the paper's proportions between MCMC methods.
+The rows are the methods of repro.samplers.methods, in its order, each in the variants of `VARIANTS` that
+apply to it. The paper's budget is 6000 gradient evaluations per MCMC chain against DGN-AM's 200 MAP
+iterations; an iteration costs its kernel's `gradients_per_step` (HMC: L, the trajectory's start gradient
+being cached). `budget` scales every MCMC row and the long MAP run together, so a quick report keeps the
+paper's proportions between MCMC methods.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from repro.convert.cache import file_digest
 from repro.errors import BadInput
 from repro.modelsets import ModelSet
+from repro.samplers.methods import METHODS, Method
 
 PAPER_BUDGET = 6000  # gradient evaluations per MCMC chain in the paper
-DGN_STEPS = 200  # DGN-AM's MAP iterations for CaffeNet
+DGN_STEPS = METHODS["map-clip"].published_steps  # DGN-AM's MAP iterations for CaffeNet
 WARMUP_FRACTION = 0.25  # share of an adapted row's iterations spent in dual-averaging warm-up
 
 
@@ -35,14 +40,15 @@ class Row:
     paper_key: str | None = None  # the Table 2 entry this row reproduces
 
     @property
-    def is_map(self) -> bool:
-        return self.method.startswith("map")
+    def mcmc(self) -> bool:
+        return METHODS[self.method].mcmc
 
     @property
     def batches_classes(self) -> bool:
-        """Whether all classes share one sampler call. Not for clipped MCMC: after clipping, the sampler
-        re-evaluates only the chains that moved, a subset a per-chain class list cannot follow."""
-        return not (self.clip and not self.is_map)
+        """Whether all classes share one sampler call. Not for clipped MCMC: a step in which any chain of
+        the call is clipped costs the whole call one more evaluation, and gradients are counted per call,
+        so batched classes would charge each other's clipping; run alone, a class's count is its own."""
+        return not (self.clip and self.mcmc)
 
     def settings(self) -> dict:
         return {
@@ -93,54 +99,74 @@ class Plan:
     cells: list[Cell]
 
 
-def mcmc_steps(budget: float, n_leapfrog: int | None = None) -> int:
-    """Iterations that spend `budget` × 6000 gradients: MALA one per step, HMC L + 1 per iteration."""
-    grads = PAPER_BUDGET * budget
-    return max(2, round(grads / (n_leapfrog + 1 if n_leapfrog else 1)))
+def mcmc_steps(budget: float, gradients_per_step: int = 1) -> int:
+    """Iterations that spend `budget` × 6000 gradients at the kernel's gradients per iteration."""
+    return max(2, round(PAPER_BUDGET * budget / gradients_per_step))
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What a row variant needs to size and set up its row."""
+
+    ms: ModelSet
+    budget: float
+    map_steps: int
+
+
+def _published(m: Method, c: RowContext) -> Row | None:
+    """The method as published: DGN-AM's MAP for `map_steps` iterations, the paper's MCMC at the budget."""
+    if m.mcmc:
+        steps = mcmc_steps(c.budget, m.kernel.gradients_per_step(**m.published))
+        label = m.label
+    else:
+        steps, label = c.map_steps, f"{m.label} ({c.map_steps})"
+    return Row(
+        m.name, m.name, label, steps, c.ms.start_step(m), dict(m.published), m.clip, "paper", m.paper_key
+    )
+
+
+def _long_map(m: Method, c: RowContext) -> Row | None:
+    """Unclipped MAP run as long as the MCMC budget: does optimising longer alone change the images?"""
+    if m.mcmc or m.clip:
+        return None
+    steps = max(c.map_steps, round(PAPER_BUDGET * c.budget))
+    return Row(f"{m.name}-long", m.name, f"{m.label} ({steps})", steps, c.ms.start_step(m), dict(m.published))
+
+
+def _dual_averaging(m: Method, c: RowContext) -> Row | None:
+    """Beyond the paper: a constant step tuned by dual averaging in warm-up replaces the decaying schedules
+    (step and noise annealing); the trajectory's structure (HMC's L) stays as published."""
+    if not m.mcmc:
+        return None
+    kept = {
+        k: v for k, v in m.published.items() if k in m.kernel.OPTIONS and not m.kernel.OPTIONS[k].schedule
+    }
+    steps = mcmc_steps(c.budget, m.kernel.gradients_per_step(**kept))
+    options = {"schedule": "constant", "adapt": max(1, round(steps * WARMUP_FRACTION)), **kept}
+    return Row(
+        f"{m.name}-da",
+        m.name,
+        f"{m.label}, dual avg.",
+        steps,
+        c.ms.start_step(m),
+        options,
+        m.clip,
+        "dual averaging",
+    )
+
+
+# Each method's rows, in this order; a variant returns None where it does not apply to the method.
+VARIANTS: list[Callable[[Method, RowContext], Row | None]] = [_published, _long_map, _dual_averaging]
 
 
 def rows(ms: ModelSet, budget: float, map_steps: int = DGN_STEPS) -> list[Row]:
-    """The report's rows: the paper's four Table 2 methods, MAP without clipping short and long, and each
-    MCMC method again with dual-averaging step sizes (beyond the paper)."""
-    from repro.synthesis import presets
-
     if not budget > 0:
         raise BadInput(f"--budget must be positive, got {budget}")
     if map_steps < 2:
         raise BadInput(f"MAP needs at least 2 steps, got {map_steps}")
-    p = presets(ms)
-    long_map = max(map_steps, round(PAPER_BUDGET * budget))
-    out = [
-        Row(
-            "map-clip",
-            "map-clip",
-            f"MAP+clip ({map_steps})",
-            map_steps,
-            *p["map-clip"],
-            True,
-            "paper",
-            "MAP+clip",
-        ),
-        Row("map", "map", f"MAP ({map_steps})", map_steps, *p["map"]),
-        Row("map-long", "map", f"MAP ({long_map})", long_map, *p["map"]),
-    ]
-    for method, label, paper_key in (
-        ("mala-clip", "MALA+clip", "MALA+clip"),
-        ("mala", "MALA", "MALA"),
-        ("hmc", "HMC", "HMC"),
-    ):
-        step, opts = p[method]
-        leap = opts.get("n_leapfrog")
-        steps = mcmc_steps(budget, leap)
-        clip = method.endswith("clip")
-        out.append(Row(method, method, label, steps, step, dict(opts), clip, "paper", paper_key))
-        adapted = {"schedule": "constant", "adapt": max(1, round(steps * WARMUP_FRACTION))}
-        if leap:
-            adapted["n_leapfrog"] = leap
-        out.append(
-            Row(f"{method}-da", method, f"{label}, dual avg.", steps, step, adapted, clip, "dual averaging")
-        )
-    return out
+    context = RowContext(ms, budget, map_steps)
+    made = (variant(m, context) for m in METHODS.values() for variant in VARIANTS)
+    return [row for row in made if row is not None]
 
 
 # Manifest entries that describe a set without changing any number a cell computes (each row's step sizes
@@ -160,8 +186,6 @@ DESCRIPTIVE_KEYS = (
 
 def models_id(ms: ModelSet) -> str:
     """Identity of a model set for cell keys: its name, manifest, and the content of every file it uses."""
-    from repro.modelsets import file_digest
-
     manifest = {k: v for k, v in (ms.manifest or {}).items() if k not in DESCRIPTIVE_KEYS}
     h = hashlib.sha256(json.dumps({"name": ms.name, "manifest": manifest}, sort_keys=True).encode())
     for files in (ms.generator, ms.classifier, ms.judge, ms.evaluator):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from repro.evaluate.image_metrics import ImageMetrics, as_saved, diversity, saturation
+from repro.evaluate.image_metrics import ImageMetrics, as_saved
 from repro.modelsets import ModelSet
-from repro.report.metrics import stat
+from repro.report.metrics import METRICS, Subject, measure
+from repro.report.stats import stat
 
 REAL_SEED = 20161116  # held apart from the training seeds of tools/, so these images were never trained on
 
@@ -25,39 +26,23 @@ def real_images(ms: ModelSet, class_index: int, n: int) -> np.ndarray | None:
     return procedural.to_caffe_input(rgb, ms.mean_bgr)
 
 
-def reference_metrics(ms: ModelSet, metrics: ImageMetrics, classes: list[int], n: int) -> dict | None:
-    per_chain: dict[str, list[float]] = {
-        m: []
-        for m in (
-            "judge_log_p_real",
-            "target_confidence",
-            "evaluator_accuracy",
-            "pixels_at_clip",
-            "hsv_saturation",
-        )
-    }
-    per_class: list[float] = []
+def reference_metrics(ms: ModelSet, scorers: ImageMetrics, classes: list[int], n: int) -> dict | None:
+    """Every metric of METRICS that applies to images without codes or a run, over n images per class.
+
+    The real image is its own saved file, so the metrics of the generator output read it as saved too."""
+    values: dict[str, list[float]] = {}
     examples = []
     for k in classes:
         images = real_images(ms, k, n)
         if images is None:
             return None
-        images = as_saved(images)
-        logits, features = metrics.evaluator_outputs(images)
-        per_chain["judge_log_p_real"] += metrics.judge_log_p_real(images).tolist()
-        per_chain["target_confidence"] += metrics.classifier_probs(images)[:, k].tolist()
-        per_chain["evaluator_accuracy"] += (np.argmax(logits, axis=1) == k).astype(float).tolist()
-        for img in images:
-            s = saturation(img[None])
-            per_chain["pixels_at_clip"].append(s["pixels_at_clip"])
-            per_chain["hsv_saturation"].append(s["hsv_saturation"])
-        per_class.append(diversity(features))
-        examples.append(images[0])
-    out = {m: stat(v).as_dict() for m, v in per_chain.items()}
-    out["diversity"] = stat(per_class).as_dict()
+        subject = Subject(k, as_saved(images), scorers)
+        for key, v in measure(subject).items():
+            values.setdefault(key, []).extend(v if METRICS[key].unit == "chain" else [v])
+        examples.append(subject.images[0])
     return {
         "label": "real images (held-out draws of the data set)",
         "images_per_class": n,
-        "metrics": out,
+        "metrics": {key: stat(v).as_dict() for key, v in values.items()},
         "examples": examples,  # dropped before JSON; used for the figures
     }

@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 
 from repro.report.claims import check_claims
-from repro.report.metrics import METRICS, collect, finite_or_none, stat
+from repro.report.metrics import METRICS
 from repro.report.plan import Plan
+from repro.report.stats import collect, finite_or_none, stat
 
 SCHEMA = "repro.report/1"
 
@@ -97,8 +98,8 @@ def build_results(
         },
         "sampler_variant": SAMPLER_VARIANT,
         "metric_definitions": {
-            m: {"label": label, "unit": unit, "higher_is_better": better}
-            for m, (label, unit, better) in METRICS.items()
+            key: {"label": m.label, "unit": m.unit, "higher_is_better": m.higher_is_better}
+            for key, m in METRICS.items()
         },
         "rows": rows,
         "reference": reference,

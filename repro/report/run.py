@@ -5,8 +5,9 @@ same arguments only loads.
 Every class's chain j starts from the same code in every row. In a row that batches its classes, chain j of
 the i-th class uses the sampler's random stream i·chains + j (the sampler gives chain n of a call stream n),
 so such a row always runs whole: running only its missing classes would hand them other streams than their
-keys promise. Rows that run one class per call use streams j. Long calls also checkpoint the sampler, so an
-interrupted report resumes mid-row.
+keys promise. Rows that run one class per call (Row.batches_classes says which) use streams j. Long calls
+also checkpoint the sampler, so an interrupted report resumes mid-row. What is measured on each cell is the
+table of repro.report.metrics.
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from repro import samplers
 from repro.errors import BadInput
-from repro.evaluate.image_metrics import ImageMetrics, as_saved, code_beyond_bounds, diversity, saturation
-from repro.modelsets import ModelSet, posterior_model
-from repro.report.metrics import steps_to_plateau
+from repro.evaluate.diagnostics import summarize
+from repro.evaluate.image_metrics import ImageMetrics
+from repro.modelsets import ModelSet
+from repro.posterior import posterior_model
+from repro.report.metrics import METRICS, Run, Subject, measure
 from repro.report.plan import Cell, Plan, Row
+from repro.runtime import Backend, make_backend
 from repro.samplers import checkpoint as npz_record
+from repro.samplers.initial import initial_codes
+from repro.samplers.methods import METHODS
 
 CELL_VERSION = 1
 
@@ -73,7 +80,7 @@ class Executor:
         self.backend_name = backend
         self.device = device
         self.progress = progress
-        self._backends: dict[tuple[str, float | None], object] = {}
+        self._backends: dict[tuple[str, float | None], Backend] = {}
         self._metrics: ImageMetrics | None = None
         self._upper: np.ndarray | None = None
 
@@ -83,21 +90,18 @@ class Executor:
             self._metrics = ImageMetrics(self.ms)
         return self._metrics
 
-    def backend(self, row: Row):
+    def backend(self, row: Row) -> Backend:
         """The posterior backend for the row's objective; its class list is set per sampler call."""
-        from repro.synthesis import make_backend, objective_for
-
-        objective = objective_for(row.method)
+        m = METHODS[row.method]
+        objective = (m.objective, m.prior_sigma)
         if objective not in self._backends:
             model = posterior_model(self.ms, *objective)
-            self._backends[objective] = make_backend(model, 0, self.backend_name, self.device)
+            self._backends[objective] = make_backend(self.backend_name, model, 0, self.device)
         return self._backends[objective]
 
     def upper_bounds(self, code_size: int) -> np.ndarray | None:
-        from repro.samplers import load_bounds
-
         if self._upper is None and self.ms.clip_bounds is not None:
-            self._upper = load_bounds(self.ms.clip_bounds, code_size)
+            self._upper = samplers.load_bounds(self.ms.clip_bounds, code_size)
         return self._upper
 
     def run_row(self, row: Row, out_dir: Path, pending: set[str]) -> list[CellData]:
@@ -108,13 +112,8 @@ class Executor:
         return [data for batch in batches for data in self._run_batch(row, batch, out_dir)]
 
     def _run_batch(self, row: Row, cells: list[Cell], out_dir: Path) -> list[CellData]:
-        from repro import samplers
-        from repro.evaluate.diagnostics import summarize
-        from repro.synthesis import initial_codes
-
         plan = self.plan
         backend = self.backend(row)
-        # one class: a scalar, which also serves the sampler's calls on a subset of the chains
         backend.classes = (
             cells[0].class_index
             if len(cells) == 1
@@ -141,47 +140,27 @@ class Executor:
             progress=self.progress,
             **options,
         )
-        final = result.z_last_start if row.is_map else result.z
+        final = result.z_image
         images = np.asarray(backend.images(final.astype(np.float32)), np.float32)
         out = []
         for i, cell in enumerate(cells):
             chains = slice(i * plan.chains, (i + 1) * plan.chains)
-            data = self._measure(cell, result, final[chains], images[chains], chains, summarize)
+            data = self._measure(cell, result, final[chains], images[chains], chains)
             save_cell(cell_path(out_dir, cell), data)
             out.append(data)
         ckpt.unlink(missing_ok=True)
         return out
 
-    def _measure(self, cell: Cell, result, z, images, chains: slice, summarize) -> CellData:
+    def _measure(self, cell: Cell, result: samplers.Result, z, images, chains: slice) -> CellData:
         k, n = cell.class_index, cell.chains
-        m = self.metrics
-        saved = as_saved(images)
-        judge = m.judge_log_p_real(saved)
-        logits, features = m.evaluator_outputs(saved)
-        probs = m.classifier_probs(images)[:, k]
-        sat = [saturation(images[j : j + 1]) for j in range(n)]
-        upper = self.upper_bounds(z.shape[1])
+        mcmc = cell.row.mcmc
         logp = result.logp[:, chains]
         accepted = result.accepted[:, chains]
-        diag = {} if cell.row.is_map else summarize(_chains_of(result, chains))
+        diag = summarize(_chains_of(result, chains)) if mcmc else {}
         batch_chains = result.logp.shape[1]
-        per_chain = {
-            "judge_log_p_real": judge.tolist(),
-            "target_confidence": probs.tolist(),
-            "evaluator_accuracy": (np.argmax(logits, axis=1) == k).astype(float).tolist(),
-            "pixels_at_clip": [s["pixels_at_clip"] for s in sat],
-            "hsv_saturation": [s["hsv_saturation"] for s in sat],
-            "code_beyond_bounds": [code_beyond_bounds(z[j], upper) for j in range(n)],
-            "acceptance": [float("nan")] * n if cell.row.is_map else result.accept_rate[chains].tolist(),
-            "steps_to_plateau": [float("nan")] * n if cell.row.is_map else steps_to_plateau(logp).tolist(),
-            "n_grad": [float(result.n_grad)] * n,
-            "seconds": [result.seconds / batch_chains] * n,
-        }
-        per_class = {
-            "diversity": diversity(features),
-            "ess_per_grad": _or_nan(diag.get("ess_per_grad_min")),
-            "rhat": _or_nan(diag.get("rhat_max")),
-        }
+        run = Run(mcmc, logp, result.accept_rate[chains], result.n_grad, result.seconds / batch_chains, diag)
+        subject = Subject(k, images, self.metrics, z, self.upper_bounds(z.shape[1]), run)
+        values = measure(subject)
         meta = {
             "key": cell.key,
             "row": cell.row.key,
@@ -189,19 +168,15 @@ class Executor:
             "chains": n,
             "seed": cell.seed,
             "settings": cell.row.settings(),
-            "per_chain": per_chain,
-            "per_class": per_class,
+            "per_chain": {key: v for key, v in values.items() if METRICS[key].unit == "chain"},
+            "per_class": {key: v for key, v in values.items() if METRICS[key].unit == "class"},
             "diagnostics": diag,
-            "evaluator_prediction": np.argmax(logits, axis=1).tolist(),
+            "evaluator_prediction": np.argmax(subject.evaluator[0], axis=1).tolist(),
             "n_nonfinite": result.n_nonfinite[chains].tolist(),
             "final_step_size": result.step_size[chains].tolist(),
             "cell_seconds": result.seconds * n / batch_chains,
         }
         return CellData(meta, z, images, logp, accepted)
-
-
-def _or_nan(x: float | None) -> float:
-    return float("nan") if x is None else float(x)
 
 
 def _chains_of(result, chains: slice):

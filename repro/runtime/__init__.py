@@ -1,18 +1,32 @@
-"""Backends that evaluate the posterior: ONNX Runtime over the VJP graph, and torch autograd over onnx2torch.
+"""Backends that evaluate the posterior, and the one table that names them.
 
-Both satisfy `Backend`, so samplers and checks never know which one they drive.
+Every backend satisfies `Backend`, so samplers and checks never know which one they drive. `BACKENDS` is the
+only list of them: the command line's choices, the sample job, the report, bench and parity all read it.
+Each entry also names the backend its parity gate compares against, one that shares no gradient code with it.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from repro.errors import BadInput
+
+if TYPE_CHECKING:
+    import onnx
+
 
 class Backend(Protocol):
+    name: str  # its key in BACKENDS
+    label: str  # how checks name its numbers, e.g. "ORT-VJP"
     n_classes: int
     code_size: int
+    # The class each chain targets: one index for all chains, or one per chain. Callers set it before each
+    # batch (the report batches several classes in one sampler call), so it is part of the protocol.
+    classes: np.ndarray | int
 
     def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """logp [C] and ∇_z logp [C, D] for C chains, float32 z [C, D]."""
@@ -21,3 +35,45 @@ class Backend(Protocol):
     def images(self, z: np.ndarray) -> np.ndarray:
         """The generator's output [C, 3, H, W] (BGR, mean-subtracted, 0–255 scale)."""
         ...
+
+    def logits(self, z: np.ndarray) -> np.ndarray:
+        """The classifier's logits [C, K] of the generated images."""
+        ...
+
+
+Factory = Callable[["onnx.ModelProto", "np.ndarray | int", str], Backend]
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    make: Factory  # (posterior graph, classes, device) → backend; imports its runtime only when called
+    checked_against: str  # the backend whose numbers the parity gate before sampling compares with
+
+
+def _ort(posterior, classes, device: str) -> Backend:
+    from repro.runtime.ort import OrtBackend
+
+    return OrtBackend(posterior, classes, device=device)
+
+
+def _torch(posterior, classes, device: str) -> Backend:
+    from repro.runtime.torch import TorchBackend
+
+    return TorchBackend(posterior, classes, device=device)
+
+
+BACKENDS: dict[str, BackendKind] = {
+    "ort": BackendKind(_ort, checked_against="torch"),
+    "torch": BackendKind(_torch, checked_against="ort"),
+}
+DEVICES = ("cpu", "cuda")
+
+
+def make_backend(
+    name: str, posterior: onnx.ModelProto, classes: np.ndarray | int, device: str = "cpu"
+) -> Backend:
+    if name not in BACKENDS:
+        raise BadInput(f"backend: expected one of {', '.join(BACKENDS)}, got {name!r}")
+    if device not in DEVICES:
+        raise BadInput(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
+    return BACKENDS[name].make(posterior, classes, device)

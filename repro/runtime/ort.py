@@ -32,6 +32,7 @@ class OrtBackend:
     """Value and gradient from the autograd-free ONNX graph; images from the forward graph."""
 
     name = "ort"
+    label = "ORT-VJP"
 
     def __init__(
         self, posterior: onnx.ModelProto, classes: np.ndarray | int, device: str = "cpu", threads: int = 0

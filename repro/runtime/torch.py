@@ -40,6 +40,7 @@ def to_torch_module(model: onnx.ModelProto) -> torch.nn.Module:
 
 class TorchBackend:
     name = "torch"
+    label = "torch autograd"
 
     def __init__(
         self,
@@ -72,12 +73,17 @@ class TorchBackend:
         (grad,) = torch.autograd.grad(logp.sum(), zt)
         return logp.detach().cpu().numpy(), grad.cpu().numpy()
 
-    def logp(self, z: np.ndarray) -> np.ndarray:
+    def _forward(self, z: np.ndarray, output: str) -> torch.Tensor:
         with torch.no_grad():
             zt = torch.tensor(np.asarray(z), dtype=self.dtype, device=self.device)
-            return self._run(zt)[self._index["logp"]].cpu().numpy()
+            return self._run(zt)[self._index[output]].cpu()
+
+    def logp(self, z: np.ndarray) -> np.ndarray:
+        """In the backend's own precision: the float64 finite differences of repro.parity need it."""
+        return self._forward(z, "logp").numpy()
 
     def images(self, z: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            zt = torch.tensor(np.asarray(z), dtype=self.dtype, device=self.device)
-            return self._run(zt)[self._index["image"]].float().cpu().numpy()
+        return self._forward(z, "image").float().numpy()
+
+    def logits(self, z: np.ndarray) -> np.ndarray:
+        return self._forward(z, "logits").float().numpy()

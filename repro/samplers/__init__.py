@@ -1,10 +1,13 @@
 """Gradient-based samplers over batched chains: MAP (DGN-AM), MALA and HMC, on any value-and-grad target.
 
-A target is any object with `value_and_grad(z[C, D]) -> (logp[C], grad[C, D])`. Each method is a pair of
-pure functions `init` / `step` over a plain state record (map.py, mala.py, hmc.py); run.py drives them.
+A target is any object with `value_and_grad(z[C, D]) -> (logp[C], grad[C, D])`. Each kernel module (map.py,
+mala.py, hmc.py) has the same shape: `init(target, z0)`, and `build(bounds, **options)` returning one
+`step(state, target, step_size, draws, t)` over plain state records; MALA and HMC end in the shared
+Metropolis–Hastings test (accept.py). methods.py is the one table of method names; run.py drives any of them.
 """
 
 from repro.samplers.bounds import load_bounds
+from repro.samplers.methods import METHODS, Method
 from repro.samplers.run import Result, sample
 
-__all__ = ["Result", "load_bounds", "sample"]
+__all__ = ["METHODS", "Method", "Result", "load_bounds", "sample"]

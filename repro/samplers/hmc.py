@@ -1,58 +1,62 @@
-"""Hamiltonian Monte Carlo: unit mass, fixed number of leapfrog steps, per-chain accept (DESIGN §6).
+"""Hamiltonian Monte Carlo: unit mass, a fixed number of leapfrog steps, a per-chain accept.
 
 H(z, p) = −log π(z) + ½‖p‖²; accept with min(1, exp(H_old − H_new)). The gradient at the start of a
-trajectory is the cached one, so an iteration costs L gradient evaluations. A chain whose trajectory meets a
-non-finite value is frozen for the rest of that trajectory (the target never sees NaN or inf) and rejected.
+trajectory is the cached one, so an iteration costs L gradient evaluations (`gradients_per_step`, which the
+report's budget also uses). A chain whose trajectory meets a non-finite value is frozen for the rest of that
+trajectory (the target never sees NaN or inf) and rejected.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from repro.samplers.accept import metropolis_hastings
 from repro.samplers.bounds import Bounds
-from repro.samplers.state import Info, State, Target, clip_state, evaluate, finite_rows, init, select
+from repro.samplers.options import Option, at_least
+from repro.samplers.state import Draws, Info, State, Target, evaluate, finite_rows, init
 
-__all__ = ["init", "step"]
+__all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init"]
 
+OPTIONS = {"n_leapfrog": Option(10, at_least(1))}
+TARGET_ACCEPT = 0.65  # Beskos et al.'s optimal HMC acceptance, the dual-averaging goal
+DRAWS = True
+IMAGE_AT_LAST_START = False
 DIVERGENCE = 1000.0
 
 
-def step(
-    state: State,
-    target: Target,
-    eps: np.ndarray,
-    n_leapfrog: int,
-    momentum: np.ndarray,
-    uniform: np.ndarray,
-    *,
-    bounds: Bounds | None = None,
-) -> tuple[State, Info]:
-    """One HMC transition: per-chain step `eps` [C], standard normal `momentum` [C, D], `uniform` [C]."""
-    e = eps[:, None]
-    z, p, grad = state.z, momentum, state.grad
-    logp = state.logp
-    broken = np.zeros(z.shape[0], dtype=bool)
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = p + 0.5 * e * grad
-        for i in range(n_leapfrog):
-            z = z + e * p
-            broken |= ~finite_rows(z)
-            logp, grad = evaluate(target, np.where(broken[:, None], state.z, z))
-            broken |= ~finite_rows(logp, grad)
-            p = p + (e if i < n_leapfrog - 1 else 0.5 * e) * grad
-        broken |= ~finite_rows(p)
-        h_old = -state.logp + 0.5 * np.sum(momentum**2, axis=1)
-        h_new = -logp + 0.5 * np.sum(p**2, axis=1)
-        energy_error = np.where(broken, np.nan, h_new - h_old)
-    log_ratio = np.where(broken, -np.inf, -energy_error)
-    accept_prob = np.exp(np.minimum(log_ratio, 0.0))
-    with np.errstate(divide="ignore"):
-        accepted = np.log(uniform) < log_ratio
-    divergent = broken | (np.abs(np.where(broken, 0.0, energy_error)) > DIVERGENCE)
+def gradients_per_step(n_leapfrog: int = OPTIONS["n_leapfrog"].default, **params) -> int:
+    return n_leapfrog
 
-    new = select(accepted, State(z, logp, grad), state)
-    n_eval = n_leapfrog
-    if bounds is not None:
-        new, extra = clip_state(target, new, bounds)
-        n_eval += extra
-    return new, Info(accepted, accept_prob, broken, n_eval, energy_error, divergent)
+
+def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog"].default):
+    """The HMC step: the momentum is the draws' standard normal, its accept test their uniform."""
+
+    def step(
+        state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None
+    ) -> tuple[State, Info]:
+        e = eps[:, None]
+        momentum = draws.normal
+        z, p, grad = state.z, momentum, state.grad
+        logp = state.logp
+        broken = np.zeros(z.shape[0], dtype=bool)
+        with np.errstate(invalid="ignore", over="ignore"):
+            p = p + 0.5 * e * grad
+            for i in range(n_leapfrog):
+                z = z + e * p
+                broken |= ~finite_rows(z)
+                logp, grad = evaluate(target, np.where(broken[:, None], state.z, z))
+                broken |= ~finite_rows(logp, grad)
+                p = p + (e if i < n_leapfrog - 1 else 0.5 * e) * grad
+            broken |= ~finite_rows(p)
+            h_old = -state.logp + 0.5 * np.sum(momentum**2, axis=1)
+            h_new = -logp + 0.5 * np.sum(p**2, axis=1)
+            energy_error = np.where(broken, np.nan, h_new - h_old)
+        divergent = broken | (np.abs(np.where(broken, 0.0, energy_error)) > DIVERGENCE)
+        decision = metropolis_hastings(
+            target, state, State(z, logp, grad), -energy_error, ~broken, draws.uniform, bounds
+        )
+        n_eval = gradients_per_step(n_leapfrog) + decision.extra_evals
+        info = Info(decision.accepted, decision.accept_prob, broken, n_eval, energy_error, divergent)
+        return decision.state, info
+
+    return step

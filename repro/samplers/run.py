@@ -17,13 +17,9 @@ import numpy as np
 from tqdm import tqdm
 
 from repro.errors import BadInput
-from repro.samplers import adapt, checkpoint, hmc, mala
-from repro.samplers import map as map_kernel
-from repro.samplers.config import TARGET_ACCEPT, Config, resolve
-from repro.samplers.schedules import noise_scale
-from repro.samplers.state import State, Target, finite_rows
-
-KERNELS = {"map": map_kernel, "mala": mala, "hmc": hmc}
+from repro.samplers import adapt, checkpoint
+from repro.samplers.config import Config, resolve
+from repro.samplers.state import Draws, State, Target, finite_rows
 
 
 @dataclass
@@ -45,6 +41,12 @@ class Result:
     method: str
     warmup: int  # adaptation steps at the start of the traces
     thin: int
+
+    @property
+    def z_image(self) -> np.ndarray:
+        """The codes whose images the method reports: MAP's state at the start of its last step (the code
+        DGN-AM had just scored when it saved the image), every other method's final state."""
+        return self.z if self.z_last_start is None else self.z_last_start
 
 
 @dataclass
@@ -76,26 +78,27 @@ def sample(
     step_size: float | np.ndarray | None = None,
     **options,
 ) -> Result:
-    """Run `method` ("map", "map-clip", "mala", "mala-clip", "hmc") from z0 [C, D] for `steps` steps.
+    """Run `method` (a name in repro.samplers.methods.METHODS) from z0 [C, D] for `steps` steps.
 
     Options: schedule ("constant", "linear" with lr_end, "poly" with poly_b and poly_gamma), clip (lower,
-    upper), thin, checkpoint, checkpoint_every, resume, progress; MAP: decay, normalize; MALA: noise_anneal,
-    adapt; HMC: n_leapfrog, adapt. With `adapt` = W, the first W steps tune each chain's step by dual
-    averaging at constant step and unit noise; the schedule (and noise annealing) then starts from the frozen
-    step, counting its iterations from the end of warm-up.
+    upper), thin, checkpoint, checkpoint_every, resume, progress; each kernel's own (MAP: decay, normalize;
+    MALA: noise_anneal; HMC: n_leapfrog); and for methods with an accept step, adapt. With `adapt` = W, the
+    first W steps tune each chain's step by dual averaging at constant step and unit noise; the schedule
+    (and noise annealing) then starts from the frozen step, counting its iterations from the end of warm-up.
     """
     z0 = _check_z0(z0)
     cfg = resolve(method, z0.shape[0], z0.shape[1], steps, seed, step_size, options)
     started = time.perf_counter()
     resuming = cfg.resume and cfg.checkpoint.exists()
     run = _from_checkpoint(cfg, z0) if resuming else _fresh(cfg, target, z0)
+    step = cfg.method.kernel.build(cfg.bounds, **cfg.params)
     elapsed_before = run.seconds
     every = max(1, cfg.steps // 100)
     with tqdm(
-        total=cfg.steps, initial=run.t, desc=cfg.method, disable=not cfg.progress, file=sys.stderr
+        total=cfg.steps, initial=run.t, desc=cfg.method.name, disable=not cfg.progress, file=sys.stderr
     ) as bar:
         while run.t < cfg.steps:
-            _advance(cfg, target, run)
+            _advance(cfg, step, target, run)
             bar.update(1)
             if run.t % every == 0 or run.t == cfg.steps:
                 bar.set_postfix(accept=f"{run.accepted[: run.t].mean():.3f}")
@@ -120,7 +123,7 @@ def _check_z0(z0: object) -> np.ndarray:
 
 
 def _fresh(cfg: Config, target: Target, z0: np.ndarray) -> _Run:
-    state = KERNELS[cfg.kernel].init(target, z0)
+    state = cfg.method.kernel.init(target, z0)
     bad = np.flatnonzero(~finite_rows(state.logp, state.grad))
     if bad.size:
         raise BadInput(
@@ -128,7 +131,6 @@ def _fresh(cfg: Config, target: Target, z0: np.ndarray) -> _Run:
         )
     chains, dim = z0.shape
     rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(cfg.seed).spawn(chains)]
-    hmc_traces = cfg.kernel == "hmc"
     return _Run(
         t=0,
         state=state,
@@ -136,8 +138,8 @@ def _fresh(cfg: Config, target: Target, z0: np.ndarray) -> _Run:
         da=adapt.init(cfg.step_size) if cfg.adapt else None,
         logp=np.full((cfg.steps, chains), np.nan),
         accepted=np.zeros((cfg.steps, chains), dtype=bool),
-        energy_error=np.full((cfg.steps, chains), np.nan) if hmc_traces else None,
-        divergent=np.zeros((cfg.steps, chains), dtype=bool) if hmc_traces else None,
+        energy_error=None,
+        divergent=None,
         samples=np.zeros((cfg.steps // cfg.thin, chains, dim)),
         n_nonfinite=np.zeros(chains, dtype=np.int64),
         step_size=cfg.step_size.copy(),
@@ -154,38 +156,35 @@ def _step_size_at(cfg: Config, run: _Run, t: int) -> np.ndarray:
     return cfg.schedule(base, t - cfg.adapt, cfg.steps - cfg.adapt)
 
 
-def _draw(rngs: list[np.random.Generator], dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _draw(rngs: list[np.random.Generator], dim: int) -> Draws:
     """Each chain's standard normal vector, then its uniform, from its own stream."""
     normal = np.empty((len(rngs), dim))
     uniform = np.empty(len(rngs))
     for i, g in enumerate(rngs):
         g.standard_normal(out=normal[i])
         uniform[i] = g.random()
-    return normal, uniform
+    return Draws(normal, uniform)
 
 
-def _advance(cfg: Config, target: Target, run: _Run) -> None:
+def _advance(cfg: Config, step, target: Target, run: _Run) -> None:
     t = run.t
+    kernel = cfg.method.kernel
+    warm = t < cfg.adapt
     eps = _step_size_at(cfg, run, t)
     start = run.state
-    if cfg.kernel == "map":
-        state, info = map_kernel.step(
-            start, target, eps, normalize=cfg.normalize, decay=cfg.decay, bounds=cfg.bounds
-        )
+    draws = _draw(run.rngs, start.z.shape[1]) if kernel.DRAWS else None
+    state, info = step(start, target, eps, draws, None if warm else t - cfg.adapt)
+    if warm:
+        run.da = adapt.update(run.da, info.accept_prob, kernel.TARGET_ACCEPT)
+    if kernel.IMAGE_AT_LAST_START:
         run.z_last_start = start.z
-    else:
-        normal, uniform = _draw(run.rngs, start.z.shape[1])
-        if cfg.kernel == "mala":
-            sigma = noise_scale(cfg.noise_anneal, t - cfg.adapt) if t >= cfg.adapt else 1.0
-            state, info = mala.step(start, target, eps, sigma, normal, uniform, bounds=cfg.bounds)
-        else:
-            state, info = hmc.step(start, target, eps, cfg.n_leapfrog, normal, uniform, bounds=cfg.bounds)
-        if t < cfg.adapt:
-            run.da = adapt.update(run.da, info.accept_prob, TARGET_ACCEPT[cfg.kernel])
     run.state = state
     run.logp[t] = state.logp
     run.accepted[t] = info.accepted
     if info.energy_error is not None:
+        if run.energy_error is None:
+            run.energy_error = np.full(run.logp.shape, np.nan)
+            run.divergent = np.zeros(run.logp.shape, dtype=bool)
         run.energy_error[t] = info.energy_error
         run.divergent[t] = info.divergent
     run.n_nonfinite += info.nonfinite
@@ -210,7 +209,7 @@ def _result(cfg: Config, run: _Run) -> Result:
         n_nonfinite=run.n_nonfinite,
         step_size=np.broadcast_to(run.step_size, run.n_nonfinite.shape).copy(),
         z_last_start=run.z_last_start,
-        method=cfg.method,
+        method=cfg.method.name,
         warmup=cfg.adapt,
         thin=cfg.thin,
     )
@@ -278,7 +277,6 @@ def _from_checkpoint(cfg: Config, z0: np.ndarray) -> _Run:
         out[: len(a[name])] = a[name]
         return out
 
-    hmc_traces = cfg.kernel == "hmc"
     da = None
     if cfg.adapt:
         da = adapt.DualAveragingState(*(a[f"da_{name}"] for name in _DA_FIELDS), meta["da_count"])
@@ -289,8 +287,8 @@ def _from_checkpoint(cfg: Config, z0: np.ndarray) -> _Run:
         da=da,
         logp=grown("logp", (cfg.steps, chains), np.nan),
         accepted=grown("accepted", (cfg.steps, chains), False, bool),
-        energy_error=grown("energy_error", (cfg.steps, chains), np.nan) if hmc_traces else None,
-        divergent=grown("divergent", (cfg.steps, chains), False, bool) if hmc_traces else None,
+        energy_error=grown("energy_error", (cfg.steps, chains), np.nan) if "energy_error" in a else None,
+        divergent=grown("divergent", (cfg.steps, chains), False, bool) if "divergent" in a else None,
         samples=grown("samples", (cfg.steps // cfg.thin, chains, dim), 0.0),
         n_nonfinite=a["n_nonfinite"],
         step_size=a["step_size"],

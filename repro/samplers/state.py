@@ -1,6 +1,6 @@
-"""The state record every method carries, and the one place the target is called.
+"""The records every kernel shares (state, randomness, step report) and the one place the target is called.
 
-All three methods cache the value and gradient of the current position, so one gradient per MALA step (L per
+Every kernel caches the value and gradient of the current position, so one gradient per MALA step (L per
 HMC step) is enough: the next step starts from what the last one computed. Arithmetic is float64 whatever the
 target's precision, so MH log-ratios of O(1) are not lost next to log-densities of O(10³).
 """
@@ -25,6 +25,14 @@ class State:
     z: np.ndarray  # [C, D] float64 positions
     logp: np.ndarray  # [C] log density at z
     grad: np.ndarray  # [C, D] its gradient
+
+
+@dataclass(frozen=True)
+class Draws:
+    """One step's randomness, drawn by the loop from each chain's own stream (normal first, then uniform)."""
+
+    normal: np.ndarray  # [C, D] standard normal: MALA's proposal noise, HMC's momentum
+    uniform: np.ndarray  # [C] in [0, 1): the Metropolis–Hastings test
 
 
 @dataclass(frozen=True)

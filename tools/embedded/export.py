@@ -20,7 +20,7 @@ from repro import caffe
 from repro.atomic import write_text
 from repro.convert import to_onnx
 from repro.data.procedural import CLASS_NAMES, from_caffe_input
-from repro.report.images import grid, save_png
+from repro.images import grid, save_png
 from repro.runtime.ort import make_session
 from tools.embedded.architectures import CODE, CROP, DCGAN_Z
 from tools.embedded.layers import CaffeChain, caffe_blobs, prototxt

@@ -7,8 +7,8 @@ differs from floor rounding; then no window is dropped (a dropped window always 
 floor size), so ONNX Runtime, torch and onnx's shape inference all agree with Caffe (only if H and W
 needed different rounding would onnx's shape inference differ, since `ceil_mode` is shared). A size the
 runtimes would compute differently from Caffe's is refused rather than silently converted. Caffe's AVE divisor
-counts padding but not the ceil overhang: AveragePool with `count_include_pad=1` (research/converters.md
-§2.3).
+counts the padding cells inside [−pad, H + pad) but not a ceil overhang beyond them, which is what AveragePool
+with `count_include_pad=1` divides by; ONNX's default `count_include_pad=0` is wrong whenever pad > 0.
 """
 
 from __future__ import annotations

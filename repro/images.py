@@ -30,11 +30,6 @@ def to_display(image_bgr: np.ndarray, stretch: bool = False) -> np.ndarray:
     return np.round(unit.transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
-def saturated_fraction(image_bgr: np.ndarray) -> float:
-    """Fraction of pixel values at or beyond the display clip: the visible symptom of super-stimuli."""
-    return float(np.mean(np.abs(image_bgr) >= DISPLAY_CLIP))
-
-
 def save_png(path: str | os.PathLike, pixels: np.ndarray, scale: int = 1) -> None:
     img = Image.fromarray(pixels)
     if scale != 1:

@@ -1,47 +1,31 @@
 """One sampling job on a model set, as `repro sample` runs it: parity gate, sampler, images, run record.
 
-The method presets are the paper's and DGN-AM's settings; the sampler API itself stays textbook-plain
-(repro.samplers), so every departure from the textbook is written down here, once.
+The settings of each method (objective, published schedule, start step) come from its entry in
+repro.samplers.methods; the sampler API itself stays textbook-plain, so every departure from the textbook is
+written down in that one table.
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from repro import samplers
 from repro.atomic import atomic_path, write_text
 from repro.errors import BadInput, CheckFailed
-from repro.modelsets import ModelSet, posterior_model
-from repro.report.images import grid, save_png, to_display
-
-METHODS = ("map", "map-clip", "mala", "mala-clip", "hmc")
-
-
-def presets(ms: ModelSet) -> dict[str, tuple[float, dict]]:
-    """method → (step size, sampler options), following DESIGN §6.
-
-    MAP and MAP+clip: DGN-AM's loop on the logit (lr0 → 1e-10 linear, h/mean|h|, ×0.99). MALA and HMC: the
-    paper's decaying step a(b+t)^−γ (Teh et al.) and, for MALA, annealed noise σ_t = (1+t)^−0.55.
-    """
-    dgn = {"schedule": "linear", "lr_end": 1e-10, "normalize": True, "decay": 0.99}
-    poly = {"schedule": "poly", "poly_b": 1.0, "poly_gamma": 0.55}
-    return {
-        "map": (ms.map_lr, dict(dgn)),
-        "map-clip": (ms.map_lr, dict(dgn)),
-        "mala": (ms.mala_step, {**poly, "noise_anneal": 0.55}),
-        "mala-clip": (ms.mala_step, {**poly, "noise_anneal": 0.55}),
-        "hmc": (ms.hmc_step, {**poly, "n_leapfrog": 10}),
-    }
-
-
-def objective_for(method: str) -> tuple[str, float | None]:
-    """MAP follows DGN-AM (raw logit, no prior); MCMC targets the paper's log p(k|x) + log N(z; 0, I)."""
-    return ("logit", None) if method.startswith("map") else ("log_softmax", 1.0)
+from repro.evaluate.diagnostics import summarize
+from repro.images import grid, save_png, to_display
+from repro.modelsets import ModelSet
+from repro.parity import cross_check
+from repro.posterior import posterior_model
+from repro.runtime import BACKENDS, make_backend
+from repro.samplers.initial import initial_codes
+from repro.samplers.methods import method
+from repro.versions import versions
 
 
 @dataclass
@@ -62,41 +46,16 @@ class SampleJob:
     options: dict = field(default_factory=dict)
 
 
-def make_backend(model, classes, backend: str, device: str):
-    if backend == "ort":
-        from repro.runtime.ort import OrtBackend
-
-        return OrtBackend(model, classes, device=device)
-    if backend == "torch":
-        from repro.runtime.torch import TorchBackend
-
-        return TorchBackend(model, classes, device=device)
-    raise BadInput(f"backend must be ort or torch, got {backend!r}")
-
-
-def initial_codes(seed: int, chains: int, code_size: int) -> np.ndarray:
-    """z0 ~ N(0, I) from a per-chain stream, so chain i starts the same whatever the chain count."""
-    seqs = np.random.SeedSequence([seed, 0x5EED]).spawn(chains)
-    return np.stack([np.random.default_rng(s).standard_normal(code_size) for s in seqs]).astype(np.float32)
-
-
 def run_job(job: SampleJob, out_dir: Path) -> dict:
-    from repro import samplers
-    from repro.parity import ort_vs_torch
-    from repro.runtime.ort import OrtBackend
-    from repro.runtime.torch import TorchBackend
-
-    if job.method not in METHODS:
-        raise BadInput(f"unknown method {job.method!r}: expected one of {', '.join(METHODS)}")
+    m = method(job.method)
     ms = job.models
     if not 0 <= job.class_index < len(ms.class_names):
         raise BadInput(
             f"class index {job.class_index} is outside model set {ms.name}'s {len(ms.class_names)} classes "
             f"(0..{len(ms.class_names) - 1})"
         )
-    objective, prior = objective_for(job.method)
-    model = posterior_model(ms, objective, prior)
-    backend = make_backend(model, job.class_index, job.backend, job.device)
+    model = posterior_model(ms, m.objective, m.prior_sigma)
+    backend = make_backend(job.backend, model, job.class_index, job.device)
     code_size = backend.code_size
     z0 = initial_codes(job.seed, job.chains, code_size)
 
@@ -104,14 +63,8 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
     parity = []
     if job.parity_check:
         t0 = time.perf_counter()
-        other = (
-            TorchBackend(model, job.class_index)
-            if job.backend == "ort"
-            else OrtBackend(model, job.class_index)
-        )
-        checks = (
-            ort_vs_torch(backend, other, z0) if job.backend == "ort" else ort_vs_torch(other, backend, z0)
-        )
+        other = make_backend(BACKENDS[job.backend].checked_against, model, job.class_index)
+        checks = cross_check(backend, other, z0)
         del other
         parity = [c.as_dict() for c in checks]
         timings["parity_s"] = time.perf_counter() - t0
@@ -123,11 +76,10 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
                 + " (use --no-parity-check to sample anyway)"
             )
 
-    step_size, options = presets(ms)[job.method]
-    if job.step_size is not None:
-        step_size = job.step_size
-    steps = job.steps or (200 if job.method.startswith("map") else 600)
-    if job.method.endswith("clip"):
+    step_size = ms.start_step(m) if job.step_size is None else job.step_size
+    options = dict(m.published)
+    steps = job.steps or m.published_steps
+    if m.clip:
         bounds_file = job.clip_bounds or ms.clip_bounds
         if bounds_file is None:
             raise BadInput(
@@ -144,7 +96,7 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
     )
     timings["sample_s"] = time.perf_counter() - t0
 
-    final = result.z_last_start if job.method.startswith("map") else result.z
+    final = result.z_image
     images = backend.images(final)
     out_dir.mkdir(parents=True, exist_ok=True)
     tiles = [to_display(img) for img in images]
@@ -165,15 +117,13 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
                 images=images,
             )
 
-    from repro.evaluate.diagnostics import summarize
-
     record = {
         "models": ms.name,
         "class_index": job.class_index,
         "class_name": ms.class_names[job.class_index],
         "method": job.method,
-        "objective": objective,
-        "prior_sigma": prior,
+        "objective": m.objective,
+        "prior_sigma": m.prior_sigma,
         "chains": job.chains,
         "steps": steps,
         "seed": job.seed,
@@ -191,20 +141,3 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
     }
     write_text(out_dir / "run.json", json.dumps(record, indent=2, default=float))
     return record
-
-
-def versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import torch
-
-    import repro
-
-    return {
-        "repro": repro.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__,
-    }

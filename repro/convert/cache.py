@@ -1,0 +1,76 @@
+"""A Caffe net given by its files (or a built-in architecture), converted once and cached by content.
+
+Conversion of the full-size nets takes seconds and every command needs it, so the ONNX graph of a pair of
+files is kept under the cache folder, named by the hash of the files' bytes: a changed file is a new entry,
+never a stale one. Built-in architectures (seeded random weights, no files) are made in memory each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from repro.errors import BadInput
+
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class NetFiles:
+    prototxt: Path | None  # None: a built-in architecture made in memory (the `random` set)
+    caffemodel: Path | None
+    blobs: dict[str, str]  # role → blob name: input, output / logits, features, code
+    arch: str | None = None  # built-in architecture name when prototxt is None
+    seed: int = 0
+    last_scale: float | None = None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
+
+
+def file_digest(*paths: Path) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:24]
+
+
+def load_caffe_net(files: NetFiles):
+    """The Caffe net of one role, weights attached (from files, or seeded for a built-in architecture)."""
+    from repro import caffe
+    from repro.caffe import architectures
+
+    if files.prototxt is None:
+        net = caffe.parse_net_text(getattr(architectures, files.arch)(), source=f"<built-in {files.arch}>")
+        caffe.random_weights(net, files.seed, last_scale=files.last_scale)
+        return net
+    for p in (files.prototxt, files.caffemodel):
+        if not p.exists():
+            raise BadInput(f"model file not found: {p}")
+    return caffe.load_net(files.prototxt, files.caffemodel)
+
+
+def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
+    """Caffe → ONNX for one role, cached by the content hash of its input files (real files only)."""
+    from repro.convert.model import to_onnx
+    from repro.convert.save import save_onnx
+
+    cached = None
+    if use_cache and files.prototxt is not None:
+        cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.onnx"
+        if cached.exists():
+            return onnx.load(cached)
+    model = to_onnx(load_caffe_net(files))
+    if cached is not None:
+        try:
+            save_onnx(model, cached)
+        except OSError:
+            pass  # a read-only cache only costs time
+    return model

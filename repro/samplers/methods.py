@@ -1,0 +1,112 @@
+"""The one table of sampling methods: what each name runs, on which objective, with which settings.
+
+Every place that lists methods reads `METHODS`: `sample` (kernel, option defaults, whether bounds are
+required), the sample job and the report (objective, the published settings, the model set's start step),
+and the command line's choices. Its order is the order of the report's rows.
+
+Two kinds of settings are kept apart on purpose. `defaults` are what `sample(target, name, ...)` applies
+with no options: textbook kernels (constant step, no annealing, decay or clipping), except the DGN-AM loop
+that "map-clip" names. `published` are the settings of the paper (MCMC) and of DGN-AM (MAP) that
+`repro sample` and `repro report` run on a model set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from repro.errors import BadInput
+from repro.samplers import hmc, mala
+from repro.samplers import map as map_kernel
+
+# DGN-AM's act_max.py as its CaffeNet script ran it: lr0 → 1e-10 linear, h/mean|h|, ×0.99 per iteration.
+DGN_AM = {"schedule": "linear", "lr_end": 1e-10, "normalize": True, "decay": 0.99}
+# The paper's decaying step a(b + t)^−γ (Teh et al.).
+PAPER_DECAY = {"schedule": "poly", "poly_b": 1.0, "poly_gamma": 0.55}
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    kernel: ModuleType  # a kernel module: init, build, OPTIONS, TARGET_ACCEPT, DRAWS, gradients_per_step
+    label: str  # how tables and figures name it
+    objective: str  # the posterior's objective: "logit" (DGN-AM's a_k) or "log_softmax" (log p(k|x))
+    prior_sigma: float | None  # N(0, σ²I) prior on z; None: no prior term (DGN-AM)
+    clip: bool  # needs per-unit bounds (`clip` option)
+    published: dict  # options of the published run (see the module docstring)
+    start_step: str  # the model-set field holding the published start step (code scales differ per set)
+    published_steps: int  # iterations `repro sample` runs by default
+    defaults: dict = field(default_factory=dict)  # `sample`'s option defaults
+    steps: int | None = None  # `sample`'s default step count (None: the caller must give one)
+    step_size: float | None = None  # `sample`'s default step size
+    paper_key: str | None = None  # the paper's Table 2 row this method reproduces
+
+    @property
+    def mcmc(self) -> bool:
+        """Whether the kernel has an accept step (and so an acceptance rate, diagnostics, dual averaging)."""
+        return self.kernel.TARGET_ACCEPT is not None
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "map-clip",
+            map_kernel,
+            "MAP+clip",
+            "logit",
+            None,
+            clip=True,
+            published=DGN_AM,
+            start_step="map_lr",
+            published_steps=200,
+            defaults={"schedule": "linear", "normalize": True, "decay": 0.99},
+            steps=200,
+            step_size=8.0,
+            paper_key="MAP+clip",
+        ),
+        Method("map", map_kernel, "MAP", "logit", None, False, DGN_AM, "map_lr", 200),
+        Method(
+            "mala-clip",
+            mala,
+            "MALA+clip",
+            "log_softmax",
+            1.0,
+            clip=True,
+            published={**PAPER_DECAY, "noise_anneal": 0.55},
+            start_step="mala_step",
+            published_steps=600,
+            paper_key="MALA+clip",
+        ),
+        Method(
+            "mala",
+            mala,
+            "MALA",
+            "log_softmax",
+            1.0,
+            clip=False,
+            published={**PAPER_DECAY, "noise_anneal": 0.55},
+            start_step="mala_step",
+            published_steps=600,
+            paper_key="MALA",
+        ),
+        Method(
+            "hmc",
+            hmc,
+            "HMC",
+            "log_softmax",
+            1.0,
+            clip=False,
+            published={**PAPER_DECAY, "n_leapfrog": 10},
+            start_step="hmc_step",
+            published_steps=600,
+            paper_key="HMC",
+        ),
+    )
+}
+
+
+def method(name: str) -> Method:
+    if name not in METHODS:
+        raise BadInput(f"method: expected one of {', '.join(METHODS)}, got {name!r}")
+    return METHODS[name]
