@@ -19,7 +19,7 @@ from repro.report.markdown import render_markdown
 from repro.report.metrics import METRICS
 from repro.report.plan import DGN_STEPS, make_plan, models_id
 from repro.report.reference import reference_metrics
-from repro.report.results import PAPER_TABLE2, build_results, schema_errors
+from repro.report.results import build_results, schema_errors, table2_rows
 from repro.report.run import Executor, run_plan
 from repro.report.stats import Stat, collect, stat
 from repro.versions import versions
@@ -127,7 +127,7 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
     figures.table2_bars(
         [
             (name, paper, summaries[key]["judge_log_p_real"] if key in summaries else stat([]))
-            for name, key, paper in PAPER_TABLE2
+            for name, key, paper in table2_rows()
         ],
         out_dir / "table2.png",
     )

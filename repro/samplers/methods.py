@@ -21,8 +21,10 @@ from repro.samplers import map as map_kernel
 
 # DGN-AM's act_max.py as its CaffeNet script ran it: lr0 → 1e-10 linear, h/mean|h|, ×0.99 per iteration.
 DGN_AM = {"schedule": "linear", "lr_end": 1e-10, "normalize": True, "decay": 0.99}
-# The paper's decaying step a(b + t)^−γ (Teh et al.).
+# The paper's decaying step a(b + t)^−γ (Teh et al.); MALA also anneals its noise, σ_t = (1 + t)^−0.55.
 PAPER_DECAY = {"schedule": "poly", "poly_b": 1.0, "poly_gamma": 0.55}
+PAPER_MALA = {**PAPER_DECAY, "noise_anneal": 0.55}
+PAPER_HMC = {**PAPER_DECAY, "n_leapfrog": 10}
 
 
 @dataclass(frozen=True)
@@ -72,36 +74,16 @@ METHODS: dict[str, Method] = {
             "MALA+clip",
             "log_softmax",
             1.0,
-            clip=True,
-            published={**PAPER_DECAY, "noise_anneal": 0.55},
-            start_step="mala_step",
-            published_steps=600,
+            True,
+            PAPER_MALA,
+            "mala_step",
+            600,
             paper_key="MALA+clip",
         ),
         Method(
-            "mala",
-            mala,
-            "MALA",
-            "log_softmax",
-            1.0,
-            clip=False,
-            published={**PAPER_DECAY, "noise_anneal": 0.55},
-            start_step="mala_step",
-            published_steps=600,
-            paper_key="MALA",
+            "mala", mala, "MALA", "log_softmax", 1.0, False, PAPER_MALA, "mala_step", 600, paper_key="MALA"
         ),
-        Method(
-            "hmc",
-            hmc,
-            "HMC",
-            "log_softmax",
-            1.0,
-            clip=False,
-            published={**PAPER_DECAY, "n_leapfrog": 10},
-            start_step="hmc_step",
-            published_steps=600,
-            paper_key="HMC",
-        ),
+        Method("hmc", hmc, "HMC", "log_softmax", 1.0, False, PAPER_HMC, "hmc_step", 600, paper_key="HMC"),
     )
 }
 
