@@ -21,6 +21,69 @@ def cli() -> None:
 
 
 MODELS_HELP = "model set: embedded, random, a folder with manifest.json, or dgn-…=DIR (see `repro models`)"
+PRESETS = ("authors", "standard")  # repro.dcgan.preprocess.PRESETS, named here so --help needs no import
+FILE_FORMATS = ("jpeg", "png")  # repro.images.FILE_FORMATS
+
+
+def scorer_options(command):
+    """--judge and --evaluator: the paper's judge and an independent classifier, for sets that lack them."""
+    options = [
+        click.option(
+            "--judge",
+            "judge_dir",
+            type=click.Path(),
+            default=None,
+            help="the paper's DCGAN judge: the folder (or .jl index) of dcgan_code's *_discrim_params files",
+        ),
+        click.option(
+            "--judge-preprocess",
+            type=click.Choice(PRESETS),
+            default=None,
+            help="how a saved image becomes the judge's input [default: authors, as the paper scored]",
+        ),
+        click.option(
+            "--judge-file",
+            type=click.Choice(FILE_FORMATS),
+            default=None,
+            help="format of the saved file the DCGAN judge scores [default: jpeg, as DGN-AM saved]",
+        ),
+        click.option(
+            "--evaluator",
+            nargs=2,
+            type=click.Path(dir_okay=False),
+            default=None,
+            metavar="PROTOTXT CAFFEMODEL",
+            help="an independent Caffe classifier (e.g. GoogLeNet when the target is CaffeNet)",
+        ),
+        click.option(
+            "--evaluator-blobs",
+            default=None,
+            metavar="LOGITS,FEATURES",
+            help="[default: the last InnerProduct's top and its input]",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def resolve_models(spec, judge_dir, judge_preprocess, judge_file, evaluator, evaluator_blobs):
+    """The model set with the scorers named on the command line."""
+    from repro.errors import BadInput
+    from repro.modelsets import evaluator_files, resolve, with_scorers
+
+    ms = resolve(spec)
+    files = None
+    if evaluator_blobs is not None and not evaluator:
+        raise BadInput("--evaluator-blobs needs --evaluator PROTOTXT CAFFEMODEL")
+    if evaluator:
+        blobs = None
+        if evaluator_blobs is not None:
+            blobs = tuple(b.strip() for b in evaluator_blobs.split(","))
+            if len(blobs) != 2 or not all(blobs):
+                raise BadInput(f"--evaluator-blobs: expected LOGITS,FEATURES, got {evaluator_blobs!r}")
+        files = evaluator_files(*evaluator, blobs)
+    return with_scorers(ms, judge_dir, judge_preprocess, judge_file, files)
 
 
 @cli.command()
@@ -187,6 +250,7 @@ def bench(models_spec, batches, repeats, as_json) -> None:
     help="per-unit upper bounds, DGN-AM act_range format [default: the set's]",
 )
 @click.option("--no-parity-check", is_flag=True, help="skip the ORT vs torch check on the first batch")
+@scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def sample(
     models_spec,
@@ -201,16 +265,23 @@ def sample(
     device,
     clip_bounds,
     no_parity_check,
+    judge_dir,
+    judge_preprocess,
+    judge_file,
+    evaluator,
+    evaluator_blobs,
     out_dir,
 ) -> None:
-    """Sample (or optimise) codes for one class; write one PNG per chain, a grid, samples.npz and run.json."""
+    """Sample (or optimise) codes for one class; write one PNG per chain, a grid, samples.npz and run.json
+    (with the judge's scores of the images when the set has a judge)."""
     from pathlib import Path
 
-    from repro.modelsets import resolve
     from repro.sample_job import SampleJob, run_job
 
     job = SampleJob(
-        models=resolve(models_spec),
+        models=resolve_models(
+            models_spec, judge_dir, judge_preprocess, judge_file, evaluator, evaluator_blobs
+        ),
         class_index=class_index,
         method=method,
         chains=chains,
@@ -252,9 +323,25 @@ def sample(
 @click.option("--rows", default=None, help="comma-separated row keys [default: all], e.g. map-clip,mala")
 @click.option("--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
+@scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def report(
-    models_spec, classes, chains, budget, quick, seed, map_steps, rows, backend, device, out_dir
+    models_spec,
+    classes,
+    chains,
+    budget,
+    quick,
+    seed,
+    map_steps,
+    rows,
+    backend,
+    device,
+    judge_dir,
+    judge_preprocess,
+    judge_file,
+    evaluator,
+    evaluator_blobs,
+    out_dir,
 ) -> None:
     """Reproduce the paper's comparison: every method on every class, metrics, claims, figures, HTML."""
     from pathlib import Path
@@ -267,7 +354,9 @@ def report(
     except ValueError:
         raise BadInput(f"--classes: expected comma-separated integers, got {classes!r}") from None
     opts = ReportOptions(
-        models=models_spec,
+        models=resolve_models(
+            models_spec, judge_dir, judge_preprocess, judge_file, evaluator, evaluator_blobs
+        ),
         classes=class_list,
         chains=chains,
         budget=budget,
@@ -282,6 +371,37 @@ def report(
     verdicts = ", ".join(f"{c['number']}: {c['verdict']}" for c in results["claims"])
     click.echo(f"claims {verdicts}")
     click.echo(f"report written in {results['wall_seconds']:.0f} s → {Path(out_dir) / 'index.html'}")
+
+
+@cli.command()
+@click.option(
+    "--judge", "judge_dir", required=True, type=click.Path(), help="folder (or .jl index) of the DCGAN judge"
+)
+@click.option("--preprocess", default="authors", show_default=True, type=click.Choice(PRESETS))
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list of {image, p_real, log_p_real}")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def judge(judge_dir, preprocess, as_json, images) -> None:
+    """Score image files with the paper's realism judge: p(real) and log p(real), one line per image."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from repro.dcgan import DcganFiles, read_rgb
+    from repro.evaluate.judges import DcganJudge, log_sigmoid
+
+    scorer = DcganJudge(DcganFiles(Path(judge_dir), preprocess))
+    pictures = [read_rgb(path) for path in images]  # every file is checked before any is scored
+    log_p = log_sigmoid(scorer.score_rgb(pictures))
+    rows = [
+        {"image": path, "p_real": float(np.exp(lp)), "log_p_real": float(lp)}
+        for path, lp in zip(images, log_p, strict=True)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            click.echo(f"{r['p_real']:.6f}  {r['log_p_real']:.6f}  {r['image']}")
 
 
 def main(argv: list[str] | None = None) -> int:

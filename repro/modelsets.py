@@ -8,11 +8,14 @@ the files they expect; repro never downloads them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.convert.cache import NetFiles
+from repro.dcgan import DcganFiles
 from repro.errors import BadInput
 from repro.samplers.methods import Method
 
@@ -32,7 +35,7 @@ class ModelSet:
     mala_step: float = 1e-3  # initial τ of the paper's decaying MALA schedule, per set (code scale differs)
     hmc_step: float = 1e-2  # initial ε of the HMC leapfrog schedule
     clip_bounds: Path | None = None
-    judge: NetFiles | None = None
+    judge: NetFiles | DcganFiles | None = None  # a Caffe judge (embedded) or the paper's DCGAN judge
     evaluator: NetFiles | None = None
     mean_bgr: list[float] = field(default_factory=lambda: [104.0, 117.0, 123.0])
     manifest: dict = field(default_factory=dict)
@@ -119,6 +122,67 @@ def _net_files(root: Path, entry: dict, where: str) -> NetFiles:
         raise BadInput(f"{root / 'manifest.json'}: {where} needs the key {e.args[0]!r}") from None
 
 
+def _judge_files(root: Path, entry: dict) -> NetFiles | DcganFiles:
+    """A manifest's judge: a Caffe net (prototxt, caffemodel, blobs) or {"dcgan": index or folder,
+    "preprocess": preset, "file_format": "jpeg" or "png"}."""
+    if isinstance(entry, dict) and "dcgan" in entry:
+        return DcganFiles(
+            root / entry["dcgan"], entry.get("preprocess", "authors"), entry.get("file_format", "jpeg")
+        )
+    return _net_files(root, entry, "judge")
+
+
+def evaluator_files(
+    prototxt: str | os.PathLike, caffemodel: str | os.PathLike, blobs: tuple[str, str] | None = None
+) -> NetFiles:
+    """An independent Caffe classifier as the evaluator. By default its logits are the top of its last
+    InnerProduct layer (the one before the Softmax) and its features that layer's input."""
+    from repro.caffe import load_net
+
+    net = load_net(prototxt)
+    if blobs is None:
+        products = [layer for layer in net.layers if layer.type == "InnerProduct"]
+        if not products:
+            raise BadInput(
+                f"evaluator {prototxt}: no InnerProduct layer to take logits from; name the blobs with "
+                "--evaluator-blobs LOGITS,FEATURES"
+            )
+        blobs = (products[-1].tops[0], products[-1].bottoms[0])
+    known = {t for layer in net.layers for t in layer.tops}
+    for blob in blobs:
+        if blob not in known:
+            raise BadInput(f"evaluator {prototxt}: no blob named {blob!r}")
+    return NetFiles(
+        Path(prototxt), Path(caffemodel), {"input": net.inputs[0], "logits": blobs[0], "features": blobs[1]}
+    )
+
+
+def with_scorers(
+    ms: ModelSet,
+    judge: str | os.PathLike | None = None,
+    preprocess: str | None = None,
+    file_format: str | None = None,
+    evaluator: NetFiles | None = None,
+) -> ModelSet:
+    """The set with the judge and evaluator a user named on the command line in place of its own.
+
+    A DCGAN judge's preset defaults to `authors`, what the paper's scoring did; `preprocess` and
+    `file_format` alone change the set's own DCGAN judge."""
+    new = {}
+    if judge is not None:
+        new["judge"] = DcganFiles(Path(judge))
+    base = new.get("judge", ms.judge)
+    if (preprocess or file_format) and not isinstance(base, DcganFiles):
+        raise BadInput(
+            f"--judge-preprocess and --judge-file apply to a DCGAN judge; model set {ms.name} has none"
+        )
+    if isinstance(base, DcganFiles):
+        new["judge"] = DcganFiles(base.index, preprocess or base.preprocess, file_format or base.file_format)
+    if evaluator is not None:
+        new["evaluator"] = evaluator
+    return dataclasses.replace(ms, **new)
+
+
 def from_manifest(root: Path) -> ModelSet:
     path = root / "manifest.json"
     try:
@@ -128,7 +192,11 @@ def from_manifest(root: Path) -> ModelSet:
     for key in ("generator", "classifier", "crop", "class_names"):
         if key not in m:
             raise BadInput(f"{path}: missing the key {key!r}")
-    opt = {k: _net_files(root, m[k], k) for k in ("judge", "evaluator") if m.get(k)}
+    opt = {}
+    if m.get("judge"):
+        opt["judge"] = _judge_files(root, m["judge"])
+    if m.get("evaluator"):
+        opt["evaluator"] = _net_files(root, m["evaluator"], "evaluator")
     return ModelSet(
         name=m.get("name", root.name),
         root=root,
@@ -194,12 +262,33 @@ def resolve(spec: str | None) -> ModelSet:
     raise BadInput(f"unknown model set {spec!r}: expected one of {known}, or a folder with manifest.json")
 
 
+def _scorers(ms: ModelSet | None) -> str:
+    if ms is None:
+        return "judge: --judge DIR (DCGAN files); evaluator: --evaluator PROTOTXT CAFFEMODEL"
+    judge = "none" if ms.judge is None else "DCGAN" if isinstance(ms.judge, DcganFiles) else "Caffe net"
+    return f"judge: {judge}; evaluator: {'none' if ms.evaluator is None else 'Caffe net'}"
+
+
 def status() -> list[tuple[str, str, str]]:
-    """(name, state, what it expects) for `repro models`."""
+    """(name, state, what it expects and has) for `repro models`."""
     rows = []
     emb = REPO_MODELS / "embedded" / "manifest.json"
-    rows.append(("embedded", "ready" if emb.exists() else "missing", str(emb.parent)))
-    rows.append(("random", "ready", "built-in fc6 generator + CaffeNet, seeded random weights (no files)"))
+    emb_set = from_manifest(emb.parent) if emb.exists() else None
+    rows.append(("embedded", "ready" if emb_set else "missing", f"{emb.parent}; {_scorers(emb_set)}"))
+    rows.append(
+        (
+            "random",
+            "ready",
+            "built-in fc6 generator + CaffeNet, seeded random weights (no files); "
+            "judge: none; evaluator: none",
+        )
+    )
     for name, k in KNOWN_EXTERNAL.items():
-        rows.append((name, "needs files", f"--models {name}=DIR with " + ", ".join(k["files"])))
+        rows.append(
+            (
+                name,
+                "needs files",
+                f"--models {name}=DIR with " + ", ".join(k["files"]) + f"; {_scorers(None)}",
+            )
+        )
     return rows

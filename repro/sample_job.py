@@ -18,6 +18,7 @@ from repro import samplers
 from repro.atomic import atomic_path, write_text
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.diagnostics import summarize
+from repro.evaluate.judges import make_judge
 from repro.images import grid, save_png, to_display
 from repro.modelsets import ModelSet
 from repro.parity import cross_check
@@ -54,6 +55,7 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
             f"class index {job.class_index} is outside model set {ms.name}'s {len(ms.class_names)} classes "
             f"(0..{len(ms.class_names) - 1})"
         )
+    judge = None if ms.judge is None else make_judge(ms.judge)  # a bad judge file stops us before sampling
     model = posterior_model(ms, m.objective, m.prior_sigma)
     backend = make_backend(job.backend, model, job.class_index, job.device)
     code_size = backend.code_size
@@ -136,6 +138,9 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
         "n_grad": int(result.n_grad),
         "final_logp": result.logp[-1].tolist(),
         "diagnostics": summarize(result),
+        "judge": None
+        if judge is None
+        else {**judge.describe(), "log_p_real": judge.log_p_real(images).tolist()},
         "timings": {**timings, "seconds": result.seconds},
         "versions": versions(),
     }

@@ -296,11 +296,91 @@ def test_broken_caffemodel(tmp_path, damage):
         load_net(tmp_path / "t.prototxt", tmp_path / "t.caffemodel")
 
 
-def test_empty_caffemodel(tmp_path):
+# A net without learnable layers: what Caffe's Net::ToProto writes for it holds no blobs at all.
+WEIGHTLESS = """
+name: "plain"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }
+layer { name: "pool" type: "Pooling" bottom: "relu" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "norm" type: "LRN" bottom: "pool" top: "norm" lrn_param { local_size: 3 } }
+layer { name: "pow" type: "Power" bottom: "norm" top: "pow" power_param { power: 2 shift: 1 } }
+layer { name: "sum" type: "Eltwise" bottom: "pow" bottom: "norm" top: "sum" }
+layer { name: "gain" type: "Scale" bottom: "sum" bottom: "pow" top: "gain" scale_param { axis: 0 } }
+layer { name: "crop" type: "Crop" bottom: "data" bottom: "sum" top: "crop" crop_param { axis: 2 offset: 1 } }
+layer { name: "cat" type: "Concat" bottom: "gain" bottom: "crop" top: "cat" }
+layer { name: "drop" type: "Dropout" bottom: "cat" top: "cat" }
+layer { name: "flat" type: "Flatten" bottom: "cat" top: "flat" }
+layer { name: "r" type: "Reshape" bottom: "flat" top: "r" reshape_param { shape { dim: 0 dim: -1 dim: 4 } } }
+layer { name: "prob" type: "Softmax" bottom: "r" top: "prob" }
+"""
+
+
+def weightless_caffemodels(path: Path) -> dict[str, bytes]:
+    """Every form a weightless net's caffemodel comes in: zero bytes, a named NetParameter with no layers,
+    repro's writer (a blobless entry per layer, as Caffe writes it) and a V1 file with blobless entries."""
+    net = parse_net_text(WEIGHTLESS)
+    write_net(net, path / "w.prototxt", path / "w.caffemodel")
+    v1 = schema.NetParameter(name="plain")
+    for name, kind in (("relu", "RELU"), ("pool", "POOLING"), ("prob", "SOFTMAX")):
+        v1.layers.add(name=name, type=schema.V1LayerParameter.LayerType.Value(kind))
+    return {
+        "zero-byte": b"",
+        "named": schema.NetParameter(name="plain").SerializeToString(),
+        "blobless": (path / "w.caffemodel").read_bytes(),
+        "v1-blobless": v1.SerializeToString(),
+    }
+
+
+@pytest.mark.parametrize("form", ["zero-byte", "named", "blobless", "v1-blobless"])
+def test_weightless_net_takes_a_caffemodel_without_blobs(tmp_path, form):
+    (tmp_path / "plain.prototxt").write_text(WEIGHTLESS)
+    (tmp_path / "plain.caffemodel").write_bytes(weightless_caffemodels(tmp_path)[form])
+    net = load_net(tmp_path / "plain.prototxt", tmp_path / "plain.caffemodel")
+    assert all(layer.blobs == [] for layer in net.layers)
+    assert [x.type for x in net.layers] == [x.type for x in parse_net_text(WEIGHTLESS).layers]
+    assert net.shapes["pool"] == (2, 3, 4, 4) and net.shapes["prob"] == (2, 24, 4)
+
+
+@pytest.mark.parametrize("form", ["zero-byte", "named"])
+def test_empty_caffemodel_for_a_net_with_weights(tmp_path, form):
     (tmp_path / "t.prototxt").write_text(TINY)
-    (tmp_path / "t.caffemodel").write_bytes(b"")
-    with pytest.raises(BadInput, match="caffemodel holds no layers"):
+    data = {"zero-byte": b"", "named": schema.NetParameter(name="tiny").SerializeToString()}[form]
+    (tmp_path / "t.caffemodel").write_bytes(data)
+    with pytest.raises(BadInput) as error:
         load_net(tmp_path / "t.prototxt", tmp_path / "t.caffemodel")
+    message = str(error.value)
+    assert message.startswith(
+        f"{tmp_path / 't.caffemodel'}: layer 'conv' (Convolution) needs 2 weight blob(s)"
+    )
+    assert "[(4, 3, 3, 3), (4,)]" in message and "caffemodel has no layers at all" in message
+
+
+def test_weightless_layer_with_blobs_is_refused(tmp_path):
+    (tmp_path / "plain.prototxt").write_text(WEIGHTLESS)
+    model = schema.NetParameter(name="plain")
+    model.layer.add(name="relu", type="ReLU", blobs=[legacy_blob(np.ones(3, np.float32))])
+    (tmp_path / "plain.caffemodel").write_bytes(model.SerializeToString())
+    with pytest.raises(
+        BadInput, match=r"layer 'relu' \(ReLU\): expected 0 weight blob\(s\), caffemodel has 1"
+    ):
+        load_net(tmp_path / "plain.prototxt", tmp_path / "plain.caffemodel")
+
+
+def test_other_protobuf_is_not_an_empty_caffemodel(tmp_path):
+    """With no layers, top-level fields outside NetParameter (here an ONNX model's) mean no caffemodel."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("data", TensorProto.FLOAT, [2, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["data"], ["relu"])], "g", [value], [])
+    (tmp_path / "plain.prototxt").write_text(WEIGHTLESS)
+    (tmp_path / "plain.caffemodel").write_bytes(helper.make_model(graph).SerializeToString())
+    assert onnx.load(tmp_path / "plain.caffemodel").graph.node[0].op_type == "Relu"
+    with pytest.raises(
+        BadInput, match=r"plain\.caffemodel: not a valid caffemodel \(no layers, and top-level"
+    ):
+        load_net(tmp_path / "plain.prototxt", tmp_path / "plain.caffemodel")
 
 
 def test_bottom_nobody_produces():

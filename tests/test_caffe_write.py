@@ -99,6 +99,29 @@ def test_caffemodel_is_plain_v2_with_packed_data(tmp_path):
     assert fc.blobs[0].SerializeToString() == expected.SerializeToString()
 
 
+def test_weightless_net_writes_blobless_layer_entries(tmp_path):
+    """As Caffe's Net::ToProto: the net's name and an entry per layer, none with blobs; it reads back."""
+    text = """
+name: "plain"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 6 dim: 6 } } }
+layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }
+layer { name: "gain" type: "Scale" bottom: "relu" bottom: "data" top: "gain" scale_param { axis: 0 } }
+layer { name: "shift" type: "Bias" bottom: "gain" bottom: "relu" top: "shift" bias_param { axis: 0 } }
+layer { name: "pool" type: "Pooling" bottom: "shift" top: "pool" pooling_param { pool: MAX kernel_size: 2 } }
+layer { name: "prob" type: "Softmax" bottom: "pool" top: "prob" }
+"""
+    net = parse_net_text(text)
+    random_weights(net, seed=0)  # no layer has weights to fill
+    assert all(weight_shapes(net, x) == [] and x.blobs == [] for x in net.layers)
+    write_net(net, tmp_path / "w.prototxt", tmp_path / "w.caffemodel")
+    model = schema.NetParameter.FromString((tmp_path / "w.caffemodel").read_bytes())
+    assert model.name == "plain" and not model.layers
+    assert [(x.name, x.type, len(x.blobs)) for x in model.layer] == [(x.name, x.type, 0) for x in net.layers]
+    loaded = load_net(tmp_path / "w.prototxt", tmp_path / "w.caffemodel")
+    loaded.source = net.source
+    assert_same_net(net, loaded)
+
+
 def test_fill_blob_matches_protobuf_encoding():
     for array in (np.arange(40, dtype=np.float32).reshape(2, 4, 5), np.float32(3.5).reshape(()), np.zeros(0)):
         blob = schema.BlobProto()

@@ -6,9 +6,10 @@ import numpy as np
 import onnx
 import pytest
 
-from repro.caffe import load_net, parse_net_text, random_weights, write_net
+from repro.caffe import load_net, parse_net_text, random_weights, schema, write_net
 from repro.cli import main
 from tests import caffe_reference
+from tests.test_caffe_read import WEIGHTLESS
 from tests.test_convert_layers import TOL, rel_error, session
 
 NET = """name: "tiny"
@@ -123,3 +124,80 @@ def test_bad_batch_is_a_usage_error(files, tmp_path, capsys):
     out = tmp_path / "tiny.onnx"
     assert main(["convert", str(prototxt), str(caffemodel), "-o", str(out), "--batch", "0"]) == 2
     assert not out.exists()
+
+
+# A net without learnable layers: Caffe writes its caffemodel with blobless layer entries (Net::ToProto),
+# and reads a zero-byte one as the empty NetParameter; both convert.
+PLAIN = """name: "plain"
+input: "data"
+input_shape { dim: 2 dim: 3 dim: 9 dim: 9 }
+layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }
+layer { name: "pool" type: "Pooling" bottom: "relu" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"""
+
+
+def relu_max_pool(x: np.ndarray) -> np.ndarray:
+    """Caffe's 2x2 stride-2 max pool after a ReLU: 9 -> ceil(7 / 2) + 1 = 5, the last window clipped."""
+    padded = np.full((*x.shape[:2], 10, 10), -np.inf)
+    padded[:, :, :9, :9] = np.maximum(x, 0.0)
+    return padded.reshape(*x.shape[:2], 5, 2, 5, 2).max(axis=(3, 5))
+
+
+@pytest.mark.parametrize("form", ["zero-byte", "blobless"])
+def test_weightless_net_converts_with_a_caffemodel_without_blobs(tmp_path, capsys, form):
+    prototxt, caffemodel, out = (
+        tmp_path / "plain.prototxt",
+        tmp_path / "plain.caffemodel",
+        tmp_path / "p.onnx",
+    )
+    write_net(parse_net_text(PLAIN), prototxt, caffemodel)
+    written = schema.NetParameter.FromString(caffemodel.read_bytes())
+    assert [(x.name, len(x.blobs)) for x in written.layer] == [("input", 0), ("relu", 0), ("pool", 0)]
+    if form == "zero-byte":
+        caffemodel.write_bytes(b"")
+    assert main(["convert", str(prototxt), str(caffemodel), "-o", str(out)]) == 0
+    assert "output  pool  [2, 3, 5, 5]" in capsys.readouterr().out
+    model = onnx.load(out)
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    (pool,) = session(model).run(["pool"], {"data": x})
+    assert pool.shape == (2, 3, 5, 5) and np.array_equal(pool, relu_max_pool(x).astype(np.float32))
+
+
+@pytest.mark.parametrize("form", ["zero-byte", "blobless"])
+def test_weightless_layer_zoo_converts_with_a_caffemodel_without_blobs(tmp_path, capsys, form):
+    prototxt, caffemodel, out = (
+        tmp_path / "plain.prototxt",
+        tmp_path / "plain.caffemodel",
+        tmp_path / "p.onnx",
+    )
+    write_net(parse_net_text(WEIGHTLESS), prototxt, caffemodel)
+    if form == "zero-byte":
+        caffemodel.write_bytes(b"")
+    assert main(["convert", str(prototxt), str(caffemodel), "-o", str(out), "--outputs", "prob,cat"]) == 0
+    capsys.readouterr()
+    net = load_net(prototxt, caffemodel)
+    feeds = {"data": np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)}
+    prob, cat = session(onnx.load(out)).run(["prob", "cat"], feeds)
+    want = caffe_reference.forward(net, feeds)
+    assert rel_error(prob, want["prob"]) <= TOL and rel_error(cat, want["cat"]) <= TOL
+
+
+@pytest.mark.parametrize("form", ["zero-byte", "named", "blobless"])
+def test_net_with_weights_and_a_caffemodel_without_blobs(files, tmp_path, capsys, form):
+    prototxt, caffemodel = files
+    blobless = schema.NetParameter(name="tiny")
+    for layer in parse_net_text(NET).layers:
+        blobless.layer.add(name=layer.name, type=layer.type)
+    data = {
+        "zero-byte": b"",
+        "named": schema.NetParameter(name="tiny").SerializeToString(),
+        "blobless": blobless.SerializeToString(),
+    }[form]
+    caffemodel.write_bytes(data)
+    out = tmp_path / "tiny.onnx"
+    err = run_bad(capsys, ["convert", str(prototxt), str(caffemodel), "-o", str(out)], out)
+    assert str(caffemodel) in err and "layer 'conv1' (Convolution)" in err
+    expected = "2 weight blob(s) [(4, 3, 3, 3), (4,)]" if form != "blobless" else "expected 2 weight blob(s)"
+    assert expected in err

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "repro"
 
 RANKS = [
     {"__init__", "errors", "registry", "atomic", "images", "data", "onnx_versions", "versions"},
-    {"caffe"},
+    {"caffe", "dcgan"},
     {"convert", "grad", "posterior"},
     {"runtime", "samplers"},
     {"modelsets", "evaluate", "parity", "bench"},

@@ -361,14 +361,36 @@ def test_bad_input_exits_2_with_one_line(tiny_report, tmp_path, capsys):
     assert main(["report", "--models", models, "--classes", "x", "-o", str(tmp_path / "b")]) == 2
     assert "--classes" in capsys.readouterr().err
     assert main(["report", "--models", models, "--budget", "0", "-o", str(tmp_path / "c")]) == 2
+    capsys.readouterr()
+    missing = tmp_path / "no-such-judge"
+    assert main(["report", "--models", models, "--judge", str(missing), "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(missing) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()  # found before any output
+
+
+def test_report_without_judge_or_evaluator_measures_the_rest(tiny_report, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(tiny_report["models"], bare)
     manifest = json.loads((bare / "manifest.json").read_text())
-    del manifest["judge"]
+    del manifest["judge"], manifest["evaluator"]
     (bare / "manifest.json").write_text(json.dumps(manifest))
-    assert main(["report", "--models", str(bare), *QUICK_ARGS, "-o", str(tmp_path / "d")]) == 2
-    assert "judge" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "d" / "metrics.json").exists()
+    out = tmp_path / "out"
+    rows = "map-clip,map,map-long,mala,hmc,mala-clip"
+    assert main(["report", "--models", str(bare), *QUICK_ARGS, "--rows", rows, "-o", str(out)]) == 0
+    r = json.loads((out / "metrics.json").read_text())
+    assert r["models"]["judge"] is None and r["models"]["evaluator"] is None
+    for row in r["rows"]:
+        for metric in ("judge_log_p_real", "evaluator_accuracy", "diversity"):
+            assert row["metrics"][metric] == {"mean": None, "se": None, "n": 0}
+        assert row["metrics"]["target_confidence"]["n"] == 3 * 2  # measured without them
+    assert all(t["ours"]["n"] == 0 for t in r["table2"])
+    verdicts = {c["number"]: c for c in r["claims"]}
+    for number in (1, 2, 3):
+        claim = verdicts[number]
+        assert claim["verdict"] == "not tested" and "no judge given" in claim["evidence"]
+    assert verdicts[4]["verdict"] == "not tested" and "no evaluator given" in verdicts[4]["evidence"]
+    assert "No judge given" in (out / "report.md").read_text()
 
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "models" / "embedded" / "manifest.json"

@@ -62,3 +62,32 @@ def test_sample_rejects_a_class_outside_the_set(tiny, tmp_path, capsys):
     args = ["sample", "--models", str(tiny), "--class", "7", "--method", "mala", "-o", str(tmp_path / "o")]
     assert main(args) == 2
     assert "outside model set tiny's 3 classes" in capsys.readouterr().err
+
+
+def test_sample_scores_its_images_with_a_given_judge(tiny, tmp_path):
+    from repro.dcgan import DcganFiles, random_judge, write_judge
+    from repro.evaluate.judges import DcganJudge
+
+    judge_dir = tmp_path / "judge"
+    write_judge(judge_dir, random_judge(1))
+    out = tmp_path / "out"
+    args = [
+        "sample",
+        "--models",
+        str(tiny),
+        "--class",
+        "0",
+        "--method",
+        "map",
+        "--chains",
+        "2",
+        "--steps",
+        "3",
+    ]
+    assert main([*args, "--judge", str(judge_dir), "--judge-file", "png", "-o", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())["judge"]
+    assert (record["kind"], record["preprocess"], record["file_format"]) == ("dcgan", "authors", "png")
+    with np.load(out / "samples.npz") as f:
+        images = f["images"]
+    expected = DcganJudge(DcganFiles(judge_dir, "authors", "png")).log_p_real(images)
+    np.testing.assert_allclose(record["log_p_real"], expected, rtol=0, atol=1e-12)

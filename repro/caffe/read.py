@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from google.protobuf import message, text_format
+from google.protobuf import message, text_format, unknown_fields
 
 from repro.caffe import schema
 from repro.caffe.net import Layer, Net
@@ -47,7 +47,13 @@ def parse_prototxt(text: str, source: str) -> Any:
 
 
 def parse_caffemodel(data: bytes, source: str) -> Any:
-    """Binary NetParameter of any version; a truncated or non-protobuf file is refused."""
+    """Binary NetParameter of any version; a truncated or non-protobuf file is refused.
+
+    A caffemodel with no layers (even a zero-byte file: the empty NetParameter) is valid, as in Caffe: it is
+    what a net without learnable layers needs, and `attach_weights` refuses it for any layer that does need
+    weights. Such a file must still hold nothing but NetParameter fields: the schema has all of BVLC's, so
+    top-level fields it does not know (another protobuf, say an ONNX model) mean it is no caffemodel.
+    """
     param = schema.NetParameter()
     try:
         param.ParseFromString(data)
@@ -56,7 +62,12 @@ def parse_caffemodel(data: bytes, source: str) -> Any:
             f"{source}: not a valid caffemodel (truncated or not a binary NetParameter: {e})"
         ) from None
     if not param.layer and not param.layers:
-        raise BadInput(f"{source}: caffemodel holds no layers (expected a binary NetParameter with weights)")
+        stray = sorted({field.field_number for field in unknown_fields.UnknownFieldSet(param)})
+        if stray:
+            raise BadInput(
+                f"{source}: not a valid caffemodel (no layers, and top-level field(s) {stray} "
+                "that a Caffe NetParameter does not have)"
+            )
     return param
 
 
@@ -186,15 +197,22 @@ def _blob_array(blob: Any, expected: Shape, where: str) -> np.ndarray:
 
 
 def attach_weights(net: Net, param: Any, source: str) -> None:
-    """CopyTrainedLayersFrom: weights by layer name; layers the net lacks are ignored, as in Caffe."""
+    """CopyTrainedLayersFrom: weights by layer name; layers the net lacks are ignored, as in Caffe.
+
+    A layer needs weights when its shape rule gives weight shapes (Convolution, Deconvolution, InnerProduct,
+    BatchNorm, Scale with a learned scale or a bias, Bias with one bottom); any other layer needs no entry in
+    the caffemodel, and an entry it has must carry no blobs. Unlike Caffe, which keeps filler values for a
+    learnable layer the caffemodel lacks, a missing weighted layer is refused.
+    """
     stored = blobs_by_layer(param)
     for layer, shapes in zip(net.layers, layer_shapes(net), strict=True):
         blobs = stored.get(layer.name)
         if blobs is None:
             if shapes.weights:
+                found = "no layer of that name" if stored else "no layers at all (an empty NetParameter)"
                 raise BadInput(
                     f"{source}: layer '{layer.name}' ({layer.type}) needs {len(shapes.weights)} weight "
-                    f"blob(s) {[tuple(s) for s in shapes.weights]}, caffemodel has no layer of that name"
+                    f"blob(s) {[tuple(s) for s in shapes.weights]}, caffemodel has {found}"
                 )
             continue
         if len(blobs) != len(shapes.weights):

@@ -55,7 +55,9 @@ def fill_blob(blob: Any, array: np.ndarray) -> None:
 
 
 def write_net(net: Net, prototxt_path: str | os.PathLike, caffemodel_path: str | os.PathLike) -> None:
-    """V2 prototxt (settings) and caffemodel (name, type and blobs of each layer that has weights)."""
+    """V2 prototxt (settings) and caffemodel: an entry (name, type, blobs) for every layer, as Caffe's
+    Net::ToProto writes one, so a layer without weights (and every layer of a weightless net) has an
+    entry with no blobs."""
     model = schema.NetParameter(name=net.name)
     for layer in net.layers:
         entry = model.layer.add(name=layer.name, type=layer.type)

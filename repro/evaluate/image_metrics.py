@@ -6,59 +6,50 @@ from __future__ import annotations
 
 import numpy as np
 
-from repro.convert.cache import NetFiles, convert_net, load_caffe_net
-from repro.errors import BadInput
+from repro.evaluate.judges import make_judge
+from repro.evaluate.sessions import caffe_session, centre_crop
 from repro.images import DISPLAY_CLIP, to_display
 from repro.modelsets import ModelSet
 
 
-def _session(files: NetFiles, outputs: list[str]):
-    """An ORT session over the converted net, exposing the named blobs as outputs."""
-    from repro.convert import to_onnx
-    from repro.runtime.ort import make_session
-
-    model = convert_net(files)
-    missing = [b for b in outputs if b not in {o.name for o in model.graph.output}]
-    if missing:
-        model = to_onnx(load_caffe_net(files), outputs=outputs)
-    return make_session(model)
-
-
 class ImageMetrics:
-    """Judge and evaluator of a model set, run on generator outputs (BGR, mean-subtracted, 0–255 scale)."""
+    """A model set's scorers, run on generator outputs (BGR, mean-subtracted, 0–255 scale): the realism
+    judge and the independent evaluator where the set has them (None where not), and the target classifier.
+
+    Both are loaded here, so a broken judge or evaluator file stops a report before any sampling."""
 
     def __init__(self, ms: ModelSet):
-        if ms.judge is None or ms.evaluator is None:
-            raise BadInput(f"model set {ms.name} has no judge or evaluator; the report needs both")
         self.ms = ms
-        self._judge_in = ms.judge.blobs["input"]
-        self._judge_out = ms.judge.blobs["output"]
-        self._judge = _session(ms.judge, [self._judge_out])
-        self._eval_in = ms.evaluator.blobs["input"]
-        self._eval_out = [ms.evaluator.blobs["logits"], ms.evaluator.blobs["features"]]
-        self._eval = _session(ms.evaluator, self._eval_out)
-        self._judge_size = self._judge.get_inputs()[0].shape[2]
-        self._eval_size = self._eval.get_inputs()[0].shape[2]
+        self.judge = None if ms.judge is None else make_judge(ms.judge)
+        self._eval = None
+        if ms.evaluator is not None:
+            self._eval_in = ms.evaluator.blobs["input"]
+            self._eval_out = [ms.evaluator.blobs["logits"], ms.evaluator.blobs["features"]]
+            self._eval = caffe_session(ms.evaluator, self._eval_out)
+            self._eval_size = self._eval.get_inputs()[0].shape[2]
         self._cls_in = ms.classifier.blobs["input"]
         self._cls_out = ms.classifier.blobs["logits"]
         self._cls = None  # built on first use: the posterior graph already holds the classifier
 
-    def _crop(self, images: np.ndarray, size: int) -> np.ndarray:
-        h = images.shape[2]
-        off = (h - size) // 2
-        return np.ascontiguousarray(images[:, :, off : off + size, off : off + size], dtype=np.float32)
+    @property
+    def has(self) -> dict[str, bool]:
+        """Which optional scorers the set has: "judge", "evaluator"."""
+        return {"judge": self.judge is not None, "evaluator": self._eval is not None}
+
+    def describe(self) -> dict:
+        ev = self.ms.evaluator
+        return {
+            "judge": None if self.judge is None else self.judge.describe(),
+            "evaluator": None if ev is None else {"prototxt": str(ev.prototxt), **ev.blobs},
+        }
 
     def judge_log_p_real(self, images: np.ndarray) -> np.ndarray:
         """log p(real) per image (Table 2's metric), one image at a time so batch size cannot matter."""
-        x = self._crop(images, self._judge_size)
-        p = np.concatenate(
-            [self._judge.run([self._judge_out], {self._judge_in: x[i : i + 1]})[0] for i in range(len(x))]
-        )
-        return np.log(np.clip(p.reshape(len(x), -1)[:, -1].astype(np.float64), 1e-12, 1.0))
+        return self.judge.log_p_real(images)
 
     def evaluator_outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits [N, K], features [N, F]) of the independent evaluator."""
-        x = self._crop(images, self._eval_size)
+        x = centre_crop(images, self._eval_size)
         outs = [self._eval.run(self._eval_out, {self._eval_in: x[i : i + 1]}) for i in range(len(x))]
         logits = np.concatenate([o[0].reshape(1, -1) for o in outs])
         feats = np.concatenate([o[1].reshape(1, -1) for o in outs])
@@ -67,7 +58,7 @@ class ImageMetrics:
     def classifier_probs(self, images: np.ndarray) -> np.ndarray:
         """Softmax [N, K] of the target classifier on its crop (the confidence the images were pushed to)."""
         if self._cls is None:
-            self._cls = _session(self.ms.classifier, [self._cls_out])
+            self._cls = caffe_session(self.ms.classifier, [self._cls_out])
         o, s = self.ms.crop_offset, self.ms.crop_size
         x = np.ascontiguousarray(images[:, :, o : o + s, o : o + s], dtype=np.float32)
         logits = np.concatenate(

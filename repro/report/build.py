@@ -11,7 +11,7 @@ from pathlib import Path
 
 from repro.atomic import write_text
 from repro.errors import BadInput, ReproError
-from repro.modelsets import resolve
+from repro.modelsets import ModelSet, resolve
 from repro.report import figures
 from repro.report.document import build_document
 from repro.report.html import render_html
@@ -30,7 +30,7 @@ FULL = {"chains": 4, "budget": 1.0}
 
 @dataclass
 class ReportOptions:
-    models: str | None = None
+    models: str | ModelSet | None = None  # a set spec for repro.modelsets.resolve, or the set itself
     classes: list[int] | None = None  # default: every class (quick: the first three)
     chains: int | None = None
     budget: float | None = None
@@ -46,7 +46,7 @@ class ReportOptions:
 def make_report(opts: ReportOptions, out_dir: Path) -> dict:
     """Build the whole report in out_dir; return the metrics.json record."""
     started = time.perf_counter()
-    ms = resolve(opts.models)
+    ms = opts.models if isinstance(opts.models, ModelSet) else resolve(opts.models)
     n_classes = len(ms.class_names)
     classes = opts.classes or list(range(min(QUICK["classes"], n_classes) if opts.quick else n_classes))
     if len(set(classes)) != len(classes):
@@ -56,6 +56,8 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
     plan = make_plan(ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows)
 
     executor = Executor(ms, plan, opts.backend, opts.device, opts.progress)
+    executor.metrics  # noqa: B018  load the judge and evaluator now: a bad file must stop us before sampling
+    check_output_folder(out_dir)
     cells, counts = run_plan(executor, out_dir)
     reference = reference_metrics(ms, executor.metrics, plan.classes, max(chains, 4))
     figs = _figures(plan, ms.class_names, cells, reference, out_dir)
@@ -72,7 +74,12 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
         "quick": opts.quick,
     }
     results = build_results(
-        models={"name": ms.name, "id": models_id(ms), "n_classes": n_classes},
+        models={
+            "name": ms.name,
+            "id": models_id(ms),
+            "n_classes": n_classes,
+            **executor.metrics.describe(),
+        },
         plan=plan,
         class_names=ms.class_names,
         settings=settings,
@@ -91,6 +98,18 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
     write_text(out_dir / "report.md", render_markdown(blocks))
     write_text(out_dir / "index.html", render_html(blocks, out_dir))
     return results
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """The report must be able to write into out_dir; find out before hours of sampling, not after."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"output folder {out_dir}: exists and is not a folder")
+    try:
+        (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+        write_text(out_dir / "cells" / ".write-check", "")
+        (out_dir / "cells" / ".write-check").unlink()
+    except OSError as e:
+        raise BadInput(f"output folder {out_dir}: cannot write there ({e.strerror})") from None
 
 
 def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from repro.report.metrics import METRICS
 from repro.report.stats import RowValues, Stat, format_stat, paired_difference, stat
 
 Z = 2.0  # a difference counts when |mean| > Z · standard error
@@ -64,6 +65,14 @@ def _not_tested(number: int, text: str, rule: str, why: str) -> Claim:
     return Claim(number, text, rule, "not tested", why)
 
 
+def _unmeasured(rows: dict[str, RowValues], keys: list[str], metric: str) -> str | None:
+    """Why no row has a value of the metric (a scorer the model set lacks), or None when some do."""
+    if any(rows[k].values.get(metric) for k in keys):
+        return None
+    needs = METRICS[metric].needs
+    return f"no {needs} given, so there is no {METRICS[metric].label}" if needs else f"no {metric} values"
+
+
 FROZEN = 0.01  # mean acceptance below which a row's chains have not really moved from where they started
 
 
@@ -98,6 +107,9 @@ def _compare_all(
     missing = _missing(rows, sorted({k for p in pairs for k in p}))
     if missing:
         return _not_tested(number, text, rule, f"rows not run: {', '.join(missing)}")
+    unmeasured = _unmeasured(rows, sorted({k for p in pairs for k in p}), metric)
+    if unmeasured:
+        return _not_tested(number, text, rule, unmeasured)
     stuck = _frozen(rows, labels, sorted({k for p in pairs for k in p}))
     if stuck and along_chain:
         return _not_tested(number, text, rule, f"{stuck}: the chains barely moved, so this is not measurable")
@@ -144,6 +156,9 @@ def long_map_needs_no_clipping(rows, labels, steps) -> Claim:
     missing = _missing(rows, ["map-long", "map-clip"])
     if missing:
         return _not_tested(2, text, rule, f"rows not run: {', '.join(missing)}")
+    unmeasured = _unmeasured(rows, ["map-long", "map-clip"], "judge_log_p_real")
+    if unmeasured:
+        return _not_tested(2, text, rule, unmeasured)
     d = paired_difference(rows["map-long"], rows["map-clip"], "judge_log_p_real")
     if d.n < 2:
         return _not_tested(2, text, rule, "fewer than two paired units: no standard error")

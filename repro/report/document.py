@@ -89,24 +89,38 @@ def _numbered(numbers: list[str]) -> str:
     return f"claim {numbers[0]}" if len(numbers) == 1 else f"claims {', '.join(numbers)}"
 
 
+def _judge_text(judge: dict | None) -> str:
+    paper = "The paper's numbers come from the DCGAN ImageNet discriminator on CaffeNet/ImageNet images"
+    if judge is None:
+        return (
+            f"{paper}. No judge given for this model set, so this run has no judge column: pass the DCGAN "
+            "judge's files with --judge DIR."
+        )
+    if judge["kind"] == "dcgan":
+        return (
+            f"{paper}; this run's come from the same judge (preprocessing `{judge['preprocess']}`, scoring "
+            f"the {judge['file_format'].upper()} file DGN-AM's save path writes), on this model set's "
+            "images. Mean ± standard error over chains and classes."
+        )
+    return (
+        f"{paper}; this run's come from this model set's own judge, so compare the ordering of the methods, "
+        "not the absolute values. Mean ± standard error over chains and classes."
+    )
+
+
 def build_document(r: dict) -> list[Block]:
     figs = r["figures"]
     blocks: list[Block] = [
         Heading(f"Reproduction report: Xu, Acuña & Duvenaud (2016) on model set {r['models']['name']}", 1),
         Para(_settings_text(r)),
         Heading("Table 2: realism judge, mean log p(real)"),
-        Para(
-            "The paper's numbers come from a DCGAN discriminator on CaffeNet/ImageNet images; this run's "
-            "come from this model set's own judge, so compare the ordering of the methods, not the absolute "
-            "values. "
-            "Mean ± standard error over chains and classes."
-        ),
+        Para(_judge_text(r["models"].get("judge"))),
         Table(
             ["method", "paper", "this run"],
             [[t["method"], f"{t['paper']:.2f}", _stat_cell(t["ours"])] for t in r["table2"]]
             + (
                 [[r["reference"]["label"], "—", _stat_cell(r["reference"]["metrics"]["judge_log_p_real"])]]
-                if r.get("reference")
+                if r.get("reference") and "judge_log_p_real" in r["reference"]["metrics"]
                 else []
             ),
         ),

@@ -2,7 +2,9 @@
 metrics.json's definitions, the document's tables and the bar charts.
 
 A metric is computed on a `Subject`: one class's images, with the codes and the sampler run that made them
-when there are any (real images have neither, so metrics of codes and runs skip them). Its unit is one chain
+when there are any (real images have neither, so metrics of codes and runs skip them). A metric that needs
+an optional scorer (the judge, the evaluator) is skipped where the model set has none, and its statistics
+are then empty (n = 0) rather than guessed. Its unit is one chain
 (a list of one value per image) or one class (one value); the order of `METRICS` is the order of the tables.
 Adding a metric is one decorated function here.
 """
@@ -74,8 +76,11 @@ class Metric:
     on: str  # "saved image", "generator output", "code" or "run": what `compute` reads
     compute: Callable[[Subject], list[float] | float]
     plotted: bool = True  # shown in the bar charts
+    needs: str | None = None  # an optional scorer it needs: "judge" or "evaluator"
 
     def applies(self, s: Subject) -> bool:
+        if self.needs is not None and not s.scorers.has[self.needs]:
+            return False
         return not (self.on == "code" and s.z is None or self.on == "run" and s.run is None)
 
 
@@ -83,9 +88,17 @@ METRICS: dict[str, Metric] = {}
 _file = registrar(METRICS, "metrics")
 
 
-def metric(key: str, label: str, unit: str, higher_is_better: bool | None, on: str, plotted: bool = True):
+def metric(
+    key: str,
+    label: str,
+    unit: str,
+    higher_is_better: bool | None,
+    on: str,
+    plotted: bool = True,
+    needs: str | None = None,
+):
     def register(fn: Callable[[Subject], list[float] | float]):
-        _file(key)(Metric(key, label, unit, higher_is_better, on, fn, plotted))
+        _file(key)(Metric(key, label, unit, higher_is_better, on, fn, plotted, needs))
         return fn
 
     return register
@@ -100,7 +113,7 @@ def _per_image(fn: Callable[[np.ndarray], float], images: np.ndarray) -> list[fl
     return [fn(images[j : j + 1]) for j in range(len(images))]
 
 
-@metric("judge_log_p_real", "judge log p(real)", "chain", True, "saved image")
+@metric("judge_log_p_real", "judge log p(real)", "chain", True, "saved image", needs="judge")
 def _judge(s: Subject) -> list[float]:
     return s.scorers.judge_log_p_real(s.saved).tolist()
 
@@ -110,12 +123,12 @@ def _target_confidence(s: Subject) -> list[float]:
     return s.scorers.classifier_probs(s.images)[:, s.class_index].tolist()
 
 
-@metric("evaluator_accuracy", "evaluator accuracy", "chain", True, "saved image")
+@metric("evaluator_accuracy", "evaluator accuracy", "chain", True, "saved image", needs="evaluator")
 def _evaluator_accuracy(s: Subject) -> list[float]:
     return (np.argmax(s.evaluator[0], axis=1) == s.class_index).astype(float).tolist()
 
 
-@metric("diversity", "diversity (evaluator features)", "class", True, "saved image")
+@metric("diversity", "diversity (evaluator features)", "class", True, "saved image", needs="evaluator")
 def _diversity(s: Subject) -> float:
     return diversity(s.evaluator[1])
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from repro.convert.cache import file_digest
+from repro.dcgan import DcganFiles, find_index
 from repro.errors import BadInput
 from repro.modelsets import ModelSet
 from repro.samplers.methods import METHODS, Method
@@ -189,7 +190,11 @@ def models_id(ms: ModelSet) -> str:
     manifest = {k: v for k, v in (ms.manifest or {}).items() if k not in DESCRIPTIVE_KEYS}
     h = hashlib.sha256(json.dumps({"name": ms.name, "manifest": manifest}, sort_keys=True).encode())
     for files in (ms.generator, ms.classifier, ms.judge, ms.evaluator):
-        if files is not None and files.prototxt is not None:
+        if isinstance(files, DcganFiles):
+            index = find_index(files.index)
+            h.update(file_digest(index, *sorted(index.parent.glob(f"{index.name}_*.npy"))).encode())
+            h.update(f"{files.preprocess}:{files.file_format}".encode())
+        elif files is not None and files.prototxt is not None:
             h.update(file_digest(files.prototxt, files.caffemodel).encode())
         elif files is not None:
             h.update(f"{files.arch}:{files.seed}:{files.last_scale}".encode())

@@ -171,7 +171,9 @@ class Executor:
             "per_chain": {key: v for key, v in values.items() if METRICS[key].unit == "chain"},
             "per_class": {key: v for key, v in values.items() if METRICS[key].unit == "class"},
             "diagnostics": diag,
-            "evaluator_prediction": np.argmax(subject.evaluator[0], axis=1).tolist(),
+            "evaluator_prediction": (
+                np.argmax(subject.evaluator[0], axis=1).tolist() if self.metrics.has["evaluator"] else None
+            ),
             "n_nonfinite": result.n_nonfinite[chains].tolist(),
             "final_step_size": result.step_size[chains].tolist(),
             "cell_seconds": result.seconds * n / batch_chains,
