@@ -68,7 +68,7 @@ def scorer_options(command):
 
 
 def resolve_models(spec, judge_dir, judge_preprocess, judge_file, evaluator, evaluator_blobs):
-    """The model set with the scorers named on the command line."""
+    """The model set with the scorers named on the command line (the options of `scorer_options`)."""
     from repro.errors import BadInput
     from repro.modelsets import evaluator_files, resolve, with_scorers
 
@@ -265,12 +265,8 @@ def sample(
     device,
     clip_bounds,
     no_parity_check,
-    judge_dir,
-    judge_preprocess,
-    judge_file,
-    evaluator,
-    evaluator_blobs,
     out_dir,
+    **scorers,
 ) -> None:
     """Sample (or optimise) codes for one class; write one PNG per chain, a grid, samples.npz and run.json
     (with the judge's scores of the images when the set has a judge)."""
@@ -279,9 +275,7 @@ def sample(
     from repro.sample_job import SampleJob, run_job
 
     job = SampleJob(
-        models=resolve_models(
-            models_spec, judge_dir, judge_preprocess, judge_file, evaluator, evaluator_blobs
-        ),
+        models=resolve_models(models_spec, **scorers),
         class_index=class_index,
         method=method,
         chains=chains,
@@ -336,12 +330,8 @@ def report(
     rows,
     backend,
     device,
-    judge_dir,
-    judge_preprocess,
-    judge_file,
-    evaluator,
-    evaluator_blobs,
     out_dir,
+    **scorers,
 ) -> None:
     """Reproduce the paper's comparison: every method on every class, metrics, claims, figures, HTML."""
     from pathlib import Path
@@ -354,9 +344,7 @@ def report(
     except ValueError:
         raise BadInput(f"--classes: expected comma-separated integers, got {classes!r}") from None
     opts = ReportOptions(
-        models=resolve_models(
-            models_spec, judge_dir, judge_preprocess, judge_file, evaluator, evaluator_blobs
-        ),
+        models=resolve_models(models_spec, **scorers),
         classes=class_list,
         chains=chains,
         budget=budget,

@@ -144,14 +144,16 @@ def relu_max_pool(x: np.ndarray) -> np.ndarray:
     return padded.reshape(*x.shape[:2], 5, 2, 5, 2).max(axis=(3, 5))
 
 
+def weightless_files(tmp_path, text: str):
+    """prototxt, caffemodel (as the project's writer makes it) and an output path."""
+    prototxt, caffemodel = tmp_path / "plain.prototxt", tmp_path / "plain.caffemodel"
+    write_net(parse_net_text(text), prototxt, caffemodel)
+    return prototxt, caffemodel, tmp_path / "p.onnx"
+
+
 @pytest.mark.parametrize("form", ["zero-byte", "blobless"])
 def test_weightless_net_converts_with_a_caffemodel_without_blobs(tmp_path, capsys, form):
-    prototxt, caffemodel, out = (
-        tmp_path / "plain.prototxt",
-        tmp_path / "plain.caffemodel",
-        tmp_path / "p.onnx",
-    )
-    write_net(parse_net_text(PLAIN), prototxt, caffemodel)
+    prototxt, caffemodel, out = weightless_files(tmp_path, PLAIN)
     written = schema.NetParameter.FromString(caffemodel.read_bytes())
     assert [(x.name, len(x.blobs)) for x in written.layer] == [("input", 0), ("relu", 0), ("pool", 0)]
     if form == "zero-byte":
@@ -167,12 +169,7 @@ def test_weightless_net_converts_with_a_caffemodel_without_blobs(tmp_path, capsy
 
 @pytest.mark.parametrize("form", ["zero-byte", "blobless"])
 def test_weightless_layer_zoo_converts_with_a_caffemodel_without_blobs(tmp_path, capsys, form):
-    prototxt, caffemodel, out = (
-        tmp_path / "plain.prototxt",
-        tmp_path / "plain.caffemodel",
-        tmp_path / "p.onnx",
-    )
-    write_net(parse_net_text(WEIGHTLESS), prototxt, caffemodel)
+    prototxt, caffemodel, out = weightless_files(tmp_path, WEIGHTLESS)
     if form == "zero-byte":
         caffemodel.write_bytes(b"")
     assert main(["convert", str(prototxt), str(caffemodel), "-o", str(out), "--outputs", "prob,cat"]) == 0
