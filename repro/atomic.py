@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from repro.errors import BadInput
+
 
 def _file_mode() -> int:
     """0666 less the umask, what open() would give; reading the umask means setting it, so do it once."""
@@ -46,3 +48,16 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def refuse_overwriting_inputs(output: str | os.PathLike, inputs: dict[str, str | os.PathLike]) -> None:
+    """An output may never replace one of the command's inputs (same resolved path or same file by inode,
+    links included): a typo in -o must not cost a user their weights. `inputs`: role → path."""
+    out = Path(output)
+    for role, given in inputs.items():
+        path = Path(given)
+        same = out.resolve() == path.resolve()
+        if not same and out.exists() and path.exists():
+            same = os.path.samefile(out, path)
+        if same:
+            raise BadInput(f"output {out} is the {role} {path}: refusing to write over an input")

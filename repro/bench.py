@@ -8,10 +8,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import statistics
 import time
+from queue import Empty
 
 import numpy as np
 import onnx
 
+from repro.errors import BadInput, ReproError
 from repro.runtime import BACKENDS, make_backend
 
 FLOP_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -53,6 +55,14 @@ def _peak_rss_mb() -> float:
 
 
 def _measure(backend_name: str, model_bytes: bytes, batch: int, repeats: int, seed: int, queue) -> None:
+    """The child's job; any failure is sent back as a message, so the parent never waits on a dead child."""
+    try:
+        queue.put(_timed(backend_name, model_bytes, batch, repeats, seed))
+    except BaseException as e:  # noqa: BLE001 (everything must reach the parent, which decides the exit)
+        queue.put({"error": f"{type(e).__name__}: {e}", "bad_input": isinstance(e, BadInput)})
+
+
+def _timed(backend_name: str, model_bytes: bytes, batch: int, repeats: int, seed: int) -> dict:
     backend = make_backend(backend_name, onnx.ModelProto.FromString(model_bytes), 0)
     z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
     backend.value_and_grad(z)  # warm-up: allocations, kernel selection
@@ -61,7 +71,22 @@ def _measure(backend_name: str, model_bytes: bytes, batch: int, repeats: int, se
         t0 = time.perf_counter()
         backend.value_and_grad(z)
         times.append(time.perf_counter() - t0)
-    queue.put({"median_s": statistics.median(times), "times_s": times, "peak_rss_mb": _peak_rss_mb()})
+    return {"median_s": statistics.median(times), "times_s": times, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _result_of(proc, queue, what: str) -> dict:
+    """The child's result, or an error as soon as it has died without one (never a wait on a dead child)."""
+    while True:
+        try:
+            result = queue.get(timeout=0.5)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise ReproError(f"{what}: the benchmark process died (exit code {proc.exitcode})") from None
+    proc.join()
+    if "error" in result:
+        raise (BadInput if result["bad_input"] else ReproError)(f"{what}: {result['error']}")
+    return result
 
 
 def run_bench(
@@ -78,8 +103,7 @@ def run_bench(
             queue = ctx.Queue()
             proc = ctx.Process(target=_measure, args=(name, model_bytes, batch, repeats, seed, queue))
             proc.start()
-            result = queue.get()
-            proc.join()
+            result = _result_of(proc, queue, f"{name} at batch {batch}")
             per_chain = result["median_s"] / batch
             rows.append(
                 {

@@ -97,9 +97,11 @@ def convert(prototxt, caffemodel, out, outputs, batch, dynamic_batch) -> None:
     """Convert a Caffe net to ONNX (opset 17); ONNX value names are the Caffe blob names."""
     import time
 
+    from repro.atomic import refuse_overwriting_inputs
     from repro.caffe import load_net
     from repro.convert import save_onnx, to_onnx
 
+    refuse_overwriting_inputs(out, {"prototxt": prototxt, "caffemodel": caffemodel})
     start = time.perf_counter()
     net = load_net(prototxt, caffemodel, batch=batch)
     names = [name.strip() for name in outputs.split(",") if name.strip()] if outputs is not None else None
@@ -124,15 +126,22 @@ def grad(model_path, out, wrt, of, unit) -> None:
     import onnx
     from google.protobuf.message import DecodeError
 
+    from repro.atomic import refuse_overwriting_inputs
     from repro.convert import save_onnx
     from repro.errors import BadInput
     from repro.grad import value_and_grad_model
 
+    refuse_overwriting_inputs(out, {"input model": model_path})
+    with open(model_path, "rb") as f:  # binary protobuf whatever the name: onnx.load reads .json as JSON
+        data = f.read()
     try:
-        model = onnx.load(model_path)
+        model = onnx.ModelProto.FromString(data)
+    except (DecodeError, RuntimeWarning) as e:
+        raise BadInput(f"{model_path}: not an ONNX model (a binary ModelProto was expected: {e})") from None
+    if not model.graph.node or not model.opset_import:
+        raise BadInput(f"{model_path}: not an ONNX model (no graph nodes or opset; a binary .onnx file?)")
+    try:
         result = value_and_grad_model(model, wrt, of, unit)
-    except DecodeError as e:
-        raise BadInput(f"{model_path}: not an ONNX model ({e})") from e
     except BadInput as e:
         raise BadInput(f"{model_path}: {e}") from e
     save_onnx(result, out)
@@ -152,10 +161,18 @@ def models() -> None:
 
 @cli.command()
 @click.option("--models", "models_spec", default=None, help=MODELS_HELP)
-@click.option("--batch", default=2, show_default=True, help="chains in the checked batch")
+@click.option(
+    "--batch", default=2, show_default=True, type=click.IntRange(min=1), help="chains in the checked batch"
+)
 @click.option("--class", "class_index", default=0, show_default=True, help="class of the objective")
-@click.option("--directions", default=3, show_default=True, help="finite-difference directions")
-@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--directions",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="finite-difference directions (the independent check: at least one)",
+)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
 def parity(models_spec, batch, class_index, directions, seed, as_json) -> None:
     """Forward and gradient parity: ORT-VJP vs torch autograd vs float64 finite differences."""
@@ -190,7 +207,11 @@ def parity(models_spec, batch, class_index, directions, seed, as_json) -> None:
 @click.option("--models", "models_spec", default="random", show_default=True, help=MODELS_HELP)
 @click.option("--batch", "batches", default="1,8", show_default=True, help="comma-separated batch sizes")
 @click.option(
-    "--repeats", default=5, show_default=True, help="timed runs after one warm-up (median reported)"
+    "--repeats",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="timed runs after one warm-up (median reported)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def bench(models_spec, batches, repeats, as_json) -> None:
@@ -198,11 +219,17 @@ def bench(models_spec, batches, repeats, as_json) -> None:
     import json
 
     from repro.bench import run_bench
+    from repro.errors import BadInput
     from repro.modelsets import resolve
     from repro.posterior import posterior_model
 
+    try:
+        sizes = tuple(int(b) for b in batches.split(","))
+    except ValueError:
+        raise BadInput(f"--batch: expected comma-separated integers >= 1, got {batches!r}") from None
+    if min(sizes) < 1:
+        raise BadInput(f"--batch: expected batch sizes >= 1, got {batches!r}")
     ms = resolve(models_spec)
-    sizes = tuple(int(b) for b in batches.split(","))
     click.echo(f"model set {ms.name}: converting and building the posterior ...", err=True)
 
     def show(row):
@@ -238,7 +265,7 @@ def bench(models_spec, batches, repeats, as_json) -> None:
     + ", ".join(f"{m.name} {m.published_steps}" for m in METHODS.values())
     + "]",
 )
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--step-size", default=None, type=float, help="override the method's initial step size")
 @click.option("--adapt", default=0, show_default=True, help="dual-averaging warm-up steps (MCMC)")
 @click.option("--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)))
@@ -401,8 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # a bad option: one line, like every other bad input
+        ctx = getattr(e, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        click.echo(f"error: {where}{e.format_message()}", err=True)
         return 2
     except OSError as e:  # files the user named: missing, unreadable, a folder where a file was expected
         click.echo(f"error: {e.strerror}: {e.filename}" if e.filename else f"error: {e}", err=True)

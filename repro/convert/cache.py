@@ -2,18 +2,24 @@
 
 Conversion of the full-size nets takes seconds and every command needs it, so the ONNX graph of a pair of
 files is kept under the cache folder, named by the hash of the files' bytes: a changed file is a new entry,
-never a stale one. Built-in architectures (seeded random weights, no files) are made in memory each time.
+never a stale one. Each entry has a sidecar with the sha256 of its bytes; an entry that does not match it
+(a truncated write, a damaged disk) or does not parse is discarded and rebuilt with a one-line notice, so a
+bad cache never needs clearing by hand. Built-in architectures (seeded random weights, no files) are made
+in memory each time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+from google.protobuf.message import DecodeError
 
+from repro.atomic import write_text
 from repro.errors import BadInput
 
 CACHE_VERSION = "1"
@@ -66,11 +72,43 @@ def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
     if use_cache and files.prototxt is not None:
         cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.onnx"
         if cached.exists():
-            return onnx.load(cached)
+            model = _load_entry(cached)
+            if model is not None:
+                return model
+            print(
+                f"notice: discarded the unreadable cached conversion {cached}; converting again",
+                file=sys.stderr,
+            )
     model = to_onnx(load_caffe_net(files))
     if cached is not None:
         try:
             save_onnx(model, cached)
+            write_text(_sidecar(cached), _entry_digest(cached))
         except OSError:
             pass  # a read-only cache only costs time
     return model
+
+
+def _sidecar(entry: Path) -> Path:
+    return entry.with_name(entry.name + ".sha256")
+
+
+def _entry_digest(entry: Path) -> str:
+    """sha256 of the entry and of its external weights file, if it has one."""
+    h = hashlib.sha256()
+    for p in (entry, entry.with_name(entry.name + ".data")):
+        if p.exists():
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_entry(entry: Path) -> onnx.ModelProto | None:
+    """The cached model, or None when it is not exactly what was written."""
+    try:
+        if _sidecar(entry).read_text().strip() != _entry_digest(entry):
+            return None
+        return onnx.load(entry)
+    except (OSError, DecodeError, ValueError):
+        return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -161,8 +162,8 @@ VARIANTS: list[Callable[[Method, RowContext], Row | None]] = [_published, _long_
 
 
 def rows(ms: ModelSet, budget: float, map_steps: int = DGN_STEPS) -> list[Row]:
-    if not budget > 0:
-        raise BadInput(f"--budget must be positive, got {budget}")
+    if not (budget > 0 and math.isfinite(budget)):
+        raise BadInput(f"--budget: expected a finite number > 0, got {budget}")
     if map_steps < 2:
         raise BadInput(f"MAP needs at least 2 steps, got {map_steps}")
     context = RowContext(ms, budget, map_steps)

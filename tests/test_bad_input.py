@@ -1,0 +1,143 @@
+"""The catalogue of bad input: every case exits 2 (a failed run 1) with one line naming what is wrong, no
+traceback, within seconds, and leaves every input as it was.
+
+Cases elsewhere in the same spirit: manifests (tests/test_manifest_schema.py), `repro sample` outputs and
+resume (tests/test_sample_resume.py), Caffe files (tests/test_caffe_read.py), judge files
+(tests/test_dcgan.py), `repro convert` (tests/test_convert_cli.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+
+from repro.caffe import parse_net_text, random_weights, write_net
+from repro.cli import main
+from tests.test_convert_cli import NET
+from tests.test_report import write_tiny_set
+
+
+def digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def one_line(capsys, args: list[str], code: int = 2) -> str:
+    started = time.perf_counter()
+    assert main(args) == code
+    assert time.perf_counter() - started < 60
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def net_files(tmp_path):
+    net = parse_net_text(NET)
+    random_weights(net, 0)
+    prototxt, caffemodel = tmp_path / "tiny.prototxt", tmp_path / "tiny.caffemodel"
+    write_net(net, prototxt, caffemodel)
+    return prototxt, caffemodel
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_set(tmp_path_factory.mktemp("tiny") / "set")
+
+
+@pytest.mark.parametrize("target", ["caffemodel", "prototxt", "hard link to the caffemodel"])
+def test_convert_never_writes_over_its_inputs(net_files, tmp_path, capsys, target):
+    prototxt, caffemodel = net_files
+    before = digest(prototxt, caffemodel)
+    out = {"caffemodel": caffemodel, "prototxt": prototxt}.get(target)
+    if out is None:
+        out = tmp_path / "alias.onnx"
+        os.link(caffemodel, out)
+    err = one_line(capsys, ["convert", str(prototxt), str(caffemodel), "-o", str(out)])
+    assert "refusing to write over an input" in err and str(out) in err
+    assert digest(prototxt, caffemodel) == before
+
+
+def test_grad_never_writes_over_its_input(net_files, tmp_path, capsys):
+    prototxt, caffemodel = net_files
+    model = tmp_path / "tiny.onnx"
+    assert main(["convert", str(prototxt), str(caffemodel), "-o", str(model)]) == 0
+    capsys.readouterr()
+    before = digest(model)
+    err = one_line(capsys, ["grad", str(model), "-o", str(model), "--wrt", "data", "--of", "prob"])
+    assert "refusing to write over an input" in err
+    assert digest(model) == before
+
+
+@pytest.mark.parametrize(("name", "content"), [("net.prototxt", 'name: "x"\n'), ("net.json", "{}\n")])
+def test_grad_refuses_files_that_are_not_onnx(tmp_path, capsys, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    err = one_line(capsys, ["grad", str(path), "-o", str(tmp_path / "o.onnx"), "--wrt", "a", "--of", "b"])
+    assert str(path) in err and "not an ONNX model" in err
+    assert not (tmp_path / "o.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["sample", "--class", "0", "--method", "map", "--seed", "-1", "-o", "OUT"], "--seed"),
+        (["report", "--budget", "inf", "-o", "OUT"], "--budget"),
+        (["report", "--budget", "nan", "-o", "OUT"], "--budget"),
+        (["parity", "--batch", "0"], "--batch"),
+        (["parity", "--directions", "0"], "--directions"),
+        (["bench", "--batch", "0"], "--batch"),
+        (["bench", "--batch", "-1"], "--batch"),
+        (["bench", "--batch", "1,x"], "--batch"),
+        (["bench", "--repeats", "0"], "--repeats"),
+        (["sample", "--class", "0", "--method", "nuts", "-o", "OUT"], "--method"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_work(tiny, tmp_path, capsys, args, named):
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    if args[0] in ("sample", "report", "parity", "bench"):
+        args += ["--models", str(tiny)]
+    err = one_line(capsys, args)
+    assert named in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_conversion_cache_heals(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    assert main(["parity", "--models", str(tiny), "--json"]) == 0
+    capsys.readouterr()
+    entries = sorted((tmp_path / "cache").glob("*.onnx"))
+    assert entries, "the parity run converts and caches the generator and classifier"
+    good = entries[0].read_bytes()
+    entries[0].write_bytes(good[: len(good) // 2])  # a truncated write
+    assert main(["parity", "--models", str(tiny), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"notice: discarded the unreadable cached conversion {entries[0]}" in err
+    assert entries[0].read_bytes() == good  # rebuilt, byte for byte
+    onnx.checker.check_model(onnx.load(entries[0]))
+    assert main(["parity", "--models", str(tiny), "--json"]) == 0
+    assert "notice" not in capsys.readouterr().err  # and used again from then on
+
+
+def test_a_failing_bench_worker_is_reported_not_waited_on(tiny):
+    """A child that fails (here: ONNX Runtime refuses a graph that lost a weight) ends the bench at once with
+    its message; before, the parent waited forever on the queue."""
+    from repro import bench
+    from repro.errors import ReproError
+    from repro.modelsets import resolve
+    from repro.posterior import posterior_model
+
+    model = posterior_model(resolve(str(tiny)))
+    del model.graph.initializer[0]
+    started = time.perf_counter()
+    with pytest.raises(ReproError, match=r"^ort at batch 1: .*"):
+        bench.run_bench(model, (1,), 1)
+    assert time.perf_counter() - started < 60
