@@ -36,6 +36,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:  # a full disk or a lost permission: name the file the user asked for
+        if e.filename is None or Path(e.filename) == tmp_path:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -141,3 +141,18 @@ def test_a_failing_bench_worker_is_reported_not_waited_on(tiny):
     with pytest.raises(ReproError, match=r"^ort at batch 1: .*"):
         bench.run_bench(model, (1,), 1)
     assert time.perf_counter() - started < 60
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(net_files, tmp_path, monkeypatch, capsys):
+    import errno
+
+    prototxt, caffemodel = net_files
+    out = tmp_path / "tiny.onnx"
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    err = one_line(capsys, ["convert", str(prototxt), str(caffemodel), "-o", str(out)])
+    assert err == f"error: No space left on device: {out}"
+    assert not out.exists() and not list(tmp_path.glob(".tiny.onnx.*"))
