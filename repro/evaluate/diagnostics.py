@@ -7,7 +7,6 @@ from ArviZ (Vehtari et al. 2021), not from code of our own.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 
@@ -15,16 +14,20 @@ import numpy as np
 
 from repro.samplers.methods import METHODS
 
+MIN_DRAWS = 4  # fewer draws per chain than this and ArviZ defines neither R̂ nor ESS
+
 
 def rhat_ess(draws: np.ndarray) -> tuple[float | None, float | None]:
     """Rank-normalised split-R̂ and bulk ESS of draws shaped (chain, draw); None where undefined."""
+    chains, n = draws.shape
+    if n < MIN_DRAWS:  # ArviZ's own minimum: it would log a warning and return NaN
+        return None, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import arviz
 
-        # Short runs (a smoke-sized report) have fewer draws than ArviZ's shape check wants; R̂ and ESS are
-        # still defined, and the report's own caution texts cover them, so its log line is only noise.
-        logging.getLogger("arviz").setLevel(logging.ERROR)
+        if chains < 2:  # split R̂ compares chains; ArviZ would log and return NaN
+            return None, _finite(float(arviz.ess(draws, method="bulk")))
 
         rhat = float(arviz.rhat(draws))
         ess = float(arviz.ess(draws, method="bulk"))
