@@ -24,6 +24,7 @@ from repro.convert import to_onnx
 from repro.grad import value_and_grad_model
 from repro.parity import Check, rel_max
 from repro.runtime.ort import make_session
+from tools.caffe_oracle.kinks import MAX_FLIPS, Kinks
 from tools.caffe_oracle.runner import GradSpec
 
 OUTPUT_TOL = 1e-4  # max|repro − Caffe| / max|Caffe|, every stored blob (float32, different summation order)
@@ -33,11 +34,19 @@ GRAD_TOL = 1e-3  # same measure for input gradients (a longer float32 chain: for
 # values swap order, so two float32 implementations whose forwards agree to ~1e-6 can disagree at a few
 # gradient elements by far more than GRAD_TOL. Caffe disagrees with itself the same way: each case records
 # how much Caffe's gradient moves when the input is multiplied by (1 + NOISE·ξ). Where that exceeds GRAD_TOL
-# (measured: GoogLeNet 5.6e-2 at the worst element, 1.2e-2 in L2; every other case ≤ 7e-6), the element-wise
+# (measured: GoogLeNet 5.6e-2 at the worst element, 1.2e-2 in L2; every other case ≤ 2e-5), the element-wise
 # bound is not a property of the conversion, and the gradient is compared in relative L2 instead, against
 # NOISE_FACTOR times Caffe's own L2 movement.
 NOISE = 1e-6
 NOISE_FACTOR = 3.0
+# A small grad_noise does not mean no kink is within rounding: an input perturbation moves neighbouring
+# values together, float32 rounding does not. On AlexNet Caffe's gradient moves 4e-6 under NOISE, yet ORT's
+# float32 forward (NCHWc convolutions on an AVX2 CPU) ties two pool2 inputs 3.6e-7 of max|norm2| apart in
+# float64 and takes the other argmax: 2.1e-3 at the worst element, 100 elements above GRAD_TOL, while
+# Caffe, torch float32 and float64 agree to ≤ 1.3e-5 (torch float32 itself flips a kink on CaffeNet:
+# 9.0e-3). So where the element-wise bound fails, `kinks.Kinks` removes the effect of at most MAX_FLIPS
+# kinks within float32 rounding, each measured in float64 by forcing it the other way, and what remains
+# must be within GRAD_TOL element-wise (AlexNet: 1.5e-5 after the one pool2 flip).
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "caffe"
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "prototxt"
@@ -170,11 +179,15 @@ def _error(ours: np.ndarray | None, theirs: np.ndarray, measure=rel_max) -> floa
     return measure(ours, theirs)
 
 
-def compare(label: str, ours: dict, caffe_result: dict, grad_noise: dict | None = None) -> list[Check]:
+def compare(
+    label: str, ours: dict, caffe_result: dict, grad_noise: dict | None = None, kinks: Kinks | None = None
+) -> list[Check]:
     """One Check per blob and per gradient that Caffe answered; a shape mismatch is an infinite error.
 
     Gradients use the element-wise bound GRAD_TOL unless `grad_noise` shows Caffe's own gradient is not
-    reproducible to that bound (see NOISE); then relative L2 against NOISE_FACTOR times Caffe's own.
+    reproducible to that bound (see NOISE); then relative L2 against NOISE_FACTOR times Caffe's own. With
+    `kinks` (the net and input both sides ran), a gradient over GRAD_TOL is measured again after removing
+    the effect of at most MAX_FLIPS kinks within float32 rounding (see kinks.py).
     """
     label = f"{label} " if label else ""
     checks = []
@@ -187,11 +200,34 @@ def compare(label: str, ours: dict, caffe_result: dict, grad_noise: dict | None 
             got = ours["grads"].get((blob, unit), {}).get(name)
             what = f"{label}grad d{blob}[{'all' if unit is None else unit}]/d{name}"
             if stable:
-                checks.append(Check(what, _error(got, ref), GRAD_TOL))
+                checks.append(_kink_check(what, got, ref, kinks, (blob, unit, name)))
             else:
                 tol = max(GRAD_TOL, NOISE_FACTOR * grad_noise["l2"])
                 checks.append(Check(f"{what} (rel. L2)", _error(got, ref, rel_l2), tol))
     return checks
+
+
+def _kink_check(
+    what: str, got: np.ndarray | None, ref: np.ndarray, kinks: Kinks | None, grad: tuple
+) -> Check:
+    error = _error(got, ref)
+    if kinks is None or not np.isfinite(error) or error <= GRAD_TOL:
+        return Check(what, error, GRAD_TOL)
+    found = kinks.explain(*grad, got, ref, enough=GRAD_TOL)
+    if not found["searched"]:
+        return Check(f"{what} ({found['kinks']} kinks within rounding: too many to search)", error, GRAD_TOL)
+    if not found["flips"]:
+        return Check(
+            f"{what} (no flip of {found['kinks']} kinks within rounding explains it)", error, GRAD_TOL
+        )
+    if found["error"] > GRAD_TOL:
+        what += f" (element-wise {error:.1e}; the best of flipping up to {MAX_FLIPS} of {found['kinks']}"
+        return Check(f"{what} kinks within rounding leaves this)", found["error"], GRAD_TOL)
+    flips = ", ".join(found["flips"])
+    what += (
+        f" (element-wise {error:.1e}; left after flipping {flips}, of {found['kinks']} kinks within rounding)"
+    )
+    return Check(what, found["error"], GRAD_TOL)
 
 
 def format_table(checks: list[Check]) -> str:
