@@ -279,6 +279,11 @@ def bench(models_spec, batches, repeats, as_json) -> None:
 @click.option("--no-parity-check", is_flag=True, help="skip the ORT vs torch check on the first batch")
 @scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="replace -o as a unit when it holds another run, and discard another run's checkpoint beside it",
+)
 def sample(
     models_spec,
     class_index,
@@ -293,10 +298,12 @@ def sample(
     clip_bounds,
     no_parity_check,
     out_dir,
+    replace,
     **scorers,
 ) -> None:
     """Sample (or optimise) codes for one class; write one PNG per chain, a grid, samples.npz and run.json
-    (with the judge's scores of the images when the set has a judge)."""
+    (with the judge's scores of the images when the set has a judge). The sampler checkpoints beside -o;
+    the same command again continues an interrupted run. The files replace -o together, as one unit."""
     from pathlib import Path
 
     from repro.sample_job import SampleJob, run_job
@@ -315,7 +322,7 @@ def sample(
         adapt=adapt,
         parity_check=not no_parity_check,
     )
-    record = run_job(job, Path(out_dir))
+    record = run_job(job, Path(out_dir), replace=replace)
     rate = sum(record["accept_rate"]) / len(record["accept_rate"])
     click.echo(
         f"{method} on {record['models']} class {class_index} ({record['class_name']}): {chains} chains × "

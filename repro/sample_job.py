@@ -3,12 +3,42 @@
 The settings of each method (objective, published schedule, start step) come from its entry in
 repro.samplers.methods; the sampler API itself stays textbook-plain, so every departure from the textbook is
 written down in that one table.
+
+Output folder OUT, as one unit. Beside OUT (in its parent, so every rename stays on one file system) a job
+keeps `.OUT.sample-work/`: `job.json` (the job's settings, below, and the software versions) and
+`checkpoint.npz`, the sampler's checkpoint every max(25, steps // 20) steps. The same command again
+continues from it bit for bit; a checkpoint whose job.json differs (another run, or other versions) is
+refused, naming the first differing key, unless --replace discards it. The finished files are written into a
+fresh `.OUT.sample-new-<hex>/` and renamed onto OUT: an absent or empty OUT in one rename, a full one by
+renaming it aside to `.OUT.sample-old-<hex>/` first, then removing that; the work folder goes last. A kill
+at any point leaves OUT whole (the old run or the new one) or absent, never a mixture, and the checkpoint
+survives until the new OUT is in place. A rerun removes the `.OUT.sample-new-<hex>` / `.OUT.sample-old-<hex>`
+leftovers of killed runs. A file that is not an output of ours, put into OUT while the job ran, stops the
+swap (exit 2): that file stays, and so does the finished checkpoint.
+
+The settings are everything that decides the output files but the timings: the model set (its name and a
+hash of its fields and of the content of every file it names, but for the evaluator, which sampling does not
+use, and the clip bounds), class, method, chains, steps, seed, start step, sampler options (the clip bounds
+by content, for the methods that clip), backend and device; run.json records them under "settings".
+
+Before any model is converted, OUT is checked: it must not be a file, its parent must be writable, and a
+folder holding another run (a run.json whose settings differ, or none) is refused unless --replace. A
+folder holding a file `repro sample` does not write is never replaced, even with --replace. A rerun with
+the same settings is the same run: it samples again (resuming from a checkpoint when a killed attempt left
+one) and replaces OUT with the identical result.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import hashlib
 import json
+import os
+import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +46,7 @@ import numpy as np
 
 from repro import samplers
 from repro.atomic import atomic_path, write_text
+from repro.dcgan import DcganFiles, find_index
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.judges import make_judge
@@ -47,7 +78,9 @@ class SampleJob:
     options: dict = field(default_factory=dict)
 
 
-def run_job(job: SampleJob, out_dir: Path) -> dict:
+def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
+    """Run the job into out_dir (see the module docstring); `replace`: replace a folder holding another
+    run's files, and discard an interrupted other run's checkpoint."""
     m = method(job.method)
     ms = job.models
     if not 0 <= job.class_index < len(ms.class_names):
@@ -55,6 +88,22 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
             f"class index {job.class_index} is outside model set {ms.name}'s {len(ms.class_names)} classes "
             f"(0..{len(ms.class_names) - 1})"
         )
+    step_size = ms.start_step(m) if job.step_size is None else job.step_size
+    options = dict(m.published)
+    steps = job.steps or m.published_steps
+    if m.clip:
+        bounds_file = job.clip_bounds or ms.clip_bounds
+        if bounds_file is None:
+            raise BadInput(
+                f"method {job.method} needs clip bounds: model set {ms.name} has none; pass --clip-bounds"
+            )
+        options["clip"] = (0.0, Path(bounds_file))  # loaded once the code size is known
+    if job.adapt:
+        options["adapt"] = job.adapt
+    options.update(job.options)
+    settings = job_settings(job, steps, step_size, options)
+    out = Output.prepare(out_dir, settings, replace)  # before any model is converted
+
     judge = None if ms.judge is None else make_judge(ms.judge)  # a bad judge file stops us before sampling
     model = posterior_model(ms, m.objective, m.prior_sigma)
     backend = make_backend(job.backend, model, job.class_index, job.device)
@@ -78,36 +127,37 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
                 + " (use --no-parity-check to sample anyway)"
             )
 
-    step_size = ms.start_step(m) if job.step_size is None else job.step_size
-    options = dict(m.published)
-    steps = job.steps or m.published_steps
-    if m.clip:
-        bounds_file = job.clip_bounds or ms.clip_bounds
-        if bounds_file is None:
-            raise BadInput(
-                f"method {job.method} needs clip bounds: model set {ms.name} has none; pass --clip-bounds"
-            )
-        options["clip"] = (0.0, samplers.load_bounds(bounds_file, code_size))
-    if job.adapt:
-        options["adapt"] = job.adapt
-    options.update(job.options)
+    clip = options.get("clip")
+    if isinstance(clip, tuple) and isinstance(clip[1], Path):
+        options["clip"] = (clip[0], samplers.load_bounds(clip[1], code_size))
 
+    out.start(settings)
     t0 = time.perf_counter()
     result = samplers.sample(
-        backend, job.method, z0, steps, job.seed, step_size, progress=job.progress, **options
+        backend,
+        job.method,
+        z0,
+        steps,
+        job.seed,
+        step_size,
+        progress=job.progress,
+        checkpoint=out.checkpoint,
+        checkpoint_every=max(25, steps // 20),
+        resume=True,
+        **options,
     )
     timings["sample_s"] = time.perf_counter() - t0
 
     final = result.z_image
     images = backend.images(final)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out.staging()
     tiles = [to_display(img) for img in images]
     for i, tile in enumerate(tiles):
-        save_png(out_dir / f"chain_{i:03d}.png", tile)
+        save_png(staging / f"chain_{i:03d}.png", tile)
     save_png(
-        out_dir / "grid.png", grid(tiles, columns=min(8, len(tiles))), scale=max(1, 256 // tiles[0].shape[0])
+        staging / "grid.png", grid(tiles, columns=min(8, len(tiles))), scale=max(1, 256 // tiles[0].shape[0])
     )
-    with atomic_path(out_dir / "samples.npz") as tmp:
+    with atomic_path(staging / "samples.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(
                 f,
@@ -133,6 +183,7 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
         "options": {k: (v if not isinstance(v, tuple) else "per-unit bounds") for k, v in options.items()},
         "backend": job.backend,
         "device": str(getattr(backend, "device", job.device)),
+        "settings": settings,
         "parity": parity,
         "accept_rate": result.accept_rate.tolist(),
         "n_grad": int(result.n_grad),
@@ -144,5 +195,276 @@ def run_job(job: SampleJob, out_dir: Path) -> dict:
         "timings": {**timings, "seconds": result.seconds},
         "versions": versions(),
     }
-    write_text(out_dir / "run.json", json.dumps(record, indent=2, default=float))
+    write_text(staging / "run.json", json.dumps(record, indent=2, default=float))
+    out.commit(staging)
     return record
+
+
+# ---- the job's identity ----------------------------------------------------------------------------------
+
+# Not part of a model set's identity: where it came from (root, manifest: their content is in the other
+# fields), what `repro sample` never uses (evaluator), and its clip bounds, which count (by content) in the
+# options of the clipped methods that use them.
+_NOT_IDENTITY = ("root", "manifest", "evaluator", "clip_bounds")
+
+
+def job_settings(job: SampleJob, steps: int, step_size: float, options: dict) -> dict:
+    """Everything that decides the job's output files but the timings, as plain JSON (see the docstring)."""
+    m = method(job.method)
+    settings = {
+        "models": job.models.name,
+        "models_id": models_id(job.models),
+        "class_index": job.class_index,
+        "method": job.method,
+        "objective": m.objective,
+        "prior_sigma": m.prior_sigma,
+        "chains": job.chains,
+        "steps": steps,
+        "seed": job.seed,
+        "step_size": step_size,
+        "options": _identity(options),
+        "backend": job.backend,
+        "device": job.device,
+    }
+    return json.loads(json.dumps(settings))
+
+
+def models_id(ms: ModelSet) -> str:
+    """Hash of the model set's fields, every file it names by content (see _NOT_IDENTITY for what is not)."""
+    h = hashlib.sha256()
+    for f in dataclasses.fields(ms):
+        if f.name not in _NOT_IDENTITY:
+            h.update(json.dumps([f.name, _identity(getattr(ms, f.name))], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _identity(value: object) -> object:
+    """A JSON-able stand-in for a setting: files by content, arrays by their bytes."""
+    if isinstance(value, DcganFiles):
+        index = find_index(value.index)
+        files = [index, *sorted(index.parent.glob(f"{index.name}_*.npy"))]
+        return {
+            "dcgan": [_file_sha256(p) for p in files],
+            "preprocess": value.preprocess,
+            "file_format": value.file_format,
+        }
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _identity(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Path):
+        return {"file_sha256": _file_sha256(value)}
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        return {
+            "array_sha256": hashlib.sha256(a.tobytes()).hexdigest(),
+            "dtype": str(a.dtype),
+            "shape": list(a.shape),
+        }
+    if isinstance(value, dict):
+        return {str(k): _identity(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_identity(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _difference(saved: dict, now: dict, prefix: str = "") -> tuple[str, object, object] | None:
+    """The first key (dotted into nested objects) whose value differs, with both values; None: they agree."""
+    for key in [*now, *(k for k in saved if k not in now)]:
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _difference(a, b, f"{prefix}{key}.")
+            if inner is not None:
+                return inner
+        elif a != b:
+            return f"{prefix}{key}", a, b
+    return None
+
+
+def _show(key: str, saved: object, now: object) -> str:
+    """'seed=0, this run seed=1'."""
+    return f"{key}={_short(saved)}, this run {key}={_short(now)}"
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---- the output folder as one unit -----------------------------------------------------------------------
+
+# What `repro sample` writes into OUT (and atomic_path's temporaries, which older versions could leave).
+_OUTPUT_NAME = re.compile(r"(run\.json|samples\.npz|grid\.png|chain_\d{3,}\.png|\..+\.tmp)\Z")
+
+
+@dataclass(frozen=True)
+class Output:
+    """OUT and the temporaries beside it, all named `.OUT.sample-…` (see the module docstring)."""
+
+    folder: Path
+
+    @property
+    def parent(self) -> Path:
+        return self.folder.parent
+
+    @property
+    def work(self) -> Path:
+        return self.parent / f".{self.folder.name}.sample-work"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.work / "checkpoint.npz"
+
+    @property
+    def job_record(self) -> Path:
+        return self.work / "job.json"
+
+    def _temporary(self, kind: str) -> Path:
+        return self.parent / f".{self.folder.name}.sample-{kind}-{uuid.uuid4().hex[:12]}"
+
+    def leftovers(self) -> list[Path]:
+        """The staging and set-aside folders of killed runs into this OUT."""
+        pattern = re.compile(rf"\.{re.escape(self.folder.name)}\.sample-(new|old)-[0-9a-f]{{12}}\Z")
+        if not self.parent.is_dir():
+            return []
+        return sorted(p for p in self.parent.iterdir() if pattern.match(p.name))
+
+    @classmethod
+    def prepare(cls, out_dir: Path, settings: dict, replace: bool) -> Output:
+        """Refuse an output folder this job must not write; else remove leftovers and return it."""
+        folder = Path(os.path.abspath(out_dir))
+        if folder.is_symlink():
+            folder = folder.resolve()  # replace what the link points to, keep the link
+        if not folder.name:
+            raise BadInput(f"output folder {folder}: a file-system root cannot be replaced; name a folder")
+        out = cls(folder)
+        where = f"output folder {folder}"
+        if folder.exists() and not folder.is_dir():
+            raise BadInput(f"{where}: exists and is not a folder")
+        above = next((p for p in folder.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise BadInput(f"{where}: {above} is a file, not a folder")
+        if folder.is_dir():
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError as e:
+                raise BadInput(f"{where}: cannot read it ({e.strerror})") from None
+            foreign = _foreign(entries)
+            if foreign is not None:
+                raise BadInput(
+                    f"{where}: holds {foreign}, which repro sample does not write; choose another folder "
+                    "(one with other files is never replaced, even with --replace)"
+                )
+            why = _other_run(folder, settings) if entries and not replace else None
+            if why is not None:
+                raise BadInput(f"{where}: holds another run ({why}); pass --replace to replace it")
+        stale_work = out.work.exists()
+        if out.checkpoint.exists():
+            why = _other_checkpoint(out.job_record, settings)
+            if why is not None and not replace:
+                raise BadInput(
+                    f"{where}: {out.checkpoint} is the checkpoint of an interrupted run ({why}); run that "
+                    "command again to finish it, or pass --replace to discard it"
+                )
+            stale_work = why is not None
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            probe = out._temporary("new")
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as e:
+            raise BadInput(f"{where}: cannot write in {out.parent} ({e.strerror})") from None
+        for path in out.leftovers():
+            _remove(path)
+        if stale_work:
+            _remove(out.work)
+        return out
+
+    def start(self, settings: dict) -> None:
+        """Record whose checkpoint the work folder will hold, before the sampler writes one."""
+        self.work.mkdir(exist_ok=True)
+        write_text(self.job_record, json.dumps({"settings": settings, "versions": versions()}, indent=2))
+
+    def staging(self) -> Path:
+        """A fresh, empty folder beside OUT for the finished files (mkdir: the umask's usual permissions)."""
+        path = self._temporary("new")
+        path.mkdir()
+        return path
+
+    def commit(self, staging: Path) -> None:
+        """Put the finished staging folder in OUT's place, then drop the work folder (its checkpoint)."""
+        try:
+            os.rename(staging, self.folder)  # one atomic step onto an absent or empty OUT
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            self._swap(staging)
+        _remove(self.work)
+
+    def _swap(self, staging: Path) -> None:
+        """Replace a full OUT: rename it aside, rename staging in, remove the old one."""
+        foreign = _foreign(list(self.folder.iterdir()))
+        if foreign is not None:  # put there while we sampled: keep it, and the finished checkpoint
+            raise BadInput(
+                f"output folder {self.folder}: {foreign} appeared in it during the run, so it is not "
+                "replaced; move that away and run the command again (it continues from its checkpoint)"
+            )
+        old = self._temporary("old")
+        os.rename(self.folder, old)  # a kill from here to the next rename leaves no OUT, never a mix
+        os.rename(staging, self.folder)
+        _remove(old)
+
+
+def _foreign(entries: list[Path]) -> str | None:
+    """The name of the first entry `repro sample` does not write, or None."""
+    return next((p.name for p in entries if p.is_dir() or not _OUTPUT_NAME.match(p.name)), None)
+
+
+def _other_run(folder: Path, settings: dict) -> str | None:
+    """Why the files in folder are not this run's; None when they are."""
+    run_json = folder / "run.json"
+    if not run_json.exists():
+        return "without a run.json"
+    saved = _read_settings(run_json, "settings")
+    if not saved:
+        return "its run.json records no settings"
+    diff = _difference(saved, settings)
+    return None if diff is None else f"its run.json has {_show(*diff)}"
+
+
+def _other_checkpoint(job_record: Path, settings: dict) -> str | None:
+    """Why a checkpoint is not this run's (other settings or other versions); None when it is."""
+    saved = _read_settings(job_record, None)
+    if not isinstance(saved.get("settings"), dict):
+        return f"{job_record} is missing or unreadable"
+    diff = _difference(saved["settings"], settings) or _difference(
+        saved.get("versions") or {}, versions(), "versions."
+    )
+    return None if diff is None else f"written with {_show(*diff)}"
+
+
+def _read_settings(path: Path, key: str | None) -> dict:
+    """The JSON object at path (its `key` entry when given); {} when missing, unreadable or not one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if key is not None:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _remove(path: Path) -> None:
+    """Best effort: a leftover that cannot be removed costs disk space, never a wrong result."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
