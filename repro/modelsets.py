@@ -4,16 +4,23 @@ A model set on disk is a folder with `manifest.json`. Two sets are built in: `em
 shipped under models/embedded) and `random` (the full-size built-in architectures with seeded random weights,
 made in memory, for parity and speed at full size without anyone's weight files). The DGN sets are known by
 the files they expect; repro never downloads them.
+
+A manifest is checked against repro/schemas/manifest.schema.json before anything in it is used, then every
+file it names must exist and match the SHA-256 it records (files are hashed once per process), so a bad or
+changed set stops with one line naming the manifest, the field and what was expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
+from repro import schemas
 from repro.convert.cache import NetFiles
 from repro.dcgan import DcganFiles
 from repro.errors import BadInput
@@ -114,22 +121,19 @@ def _random_set() -> ModelSet:
     )
 
 
-def _net_files(root: Path, entry: dict, where: str) -> NetFiles:
-    try:
-        blobs = {k: v for k, v in entry.items() if k not in ("prototxt", "caffemodel")}
-        return NetFiles(root / entry["prototxt"], root / entry["caffemodel"], blobs)
-    except KeyError as e:
-        raise BadInput(f"{root / 'manifest.json'}: {where} needs the key {e.args[0]!r}") from None
+def _net_files(root: Path, entry: dict) -> NetFiles:
+    blobs = {k: v for k, v in entry.items() if k not in ("prototxt", "caffemodel")}
+    return NetFiles(root / entry["prototxt"], root / entry["caffemodel"], blobs)
 
 
 def _judge_files(root: Path, entry: dict) -> NetFiles | DcganFiles:
     """A manifest's judge: a Caffe net (prototxt, caffemodel, blobs) or {"dcgan": index or folder,
     "preprocess": preset, "file_format": "jpeg" or "png"}."""
-    if isinstance(entry, dict) and "dcgan" in entry:
+    if "dcgan" in entry:
         return DcganFiles(
             root / entry["dcgan"], entry.get("preprocess", "authors"), entry.get("file_format", "jpeg")
         )
-    return _net_files(root, entry, "judge")
+    return _net_files(root, entry)
 
 
 def evaluator_files(
@@ -183,33 +187,126 @@ def with_scorers(
     return dataclasses.replace(ms, **new)
 
 
-def from_manifest(root: Path) -> ModelSet:
-    path = root / "manifest.json"
+@cache
+def _manifest_schema() -> tuple[dict, object]:
+    schema = schemas.load("manifest")
+    return schema, schemas.validator(schema)
+
+
+def read_manifest(path: Path) -> dict:
+    """manifest.json as a dict that follows repro/schemas/manifest.schema.json, or BadInput in one line."""
     try:
-        m = json.loads(path.read_text())
+        data = path.read_bytes()
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read the manifest ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadInput(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "a manifest is JSON in UTF-8"
+        ) from None
+    try:
+        m = json.loads(text)
     except json.JSONDecodeError as e:
-        raise BadInput(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    for key in ("generator", "classifier", "crop", "class_names"):
-        if key not in m:
-            raise BadInput(f"{path}: missing the key {key!r}")
+        raise BadInput(f"{path}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(m, dict):
+        raise BadInput(
+            f"{path}: expected a JSON object {{generator, classifier, crop, class_names, ...}}, "
+            f"got {schemas.type_name(m)} {schemas.shown(m)}"
+        )
+    schema, check = _manifest_schema()
+    problem = schemas.first_problem(check, m, schema)
+    if problem is not None:
+        raise BadInput(f"{path}: {problem}")
+    return m
+
+
+def _named_files(m: dict) -> list[tuple[str, str]]:
+    """(field, file name) of every file the manifest names that repro reads, in field order."""
+    named = []
+    for role in ("generator", "classifier", "judge", "evaluator"):
+        entry = m.get(role)
+        if not entry:
+            continue
+        keys = ("dcgan",) if "dcgan" in entry else ("prototxt", "caffemodel")
+        named += [(f"{role}.{key}", entry[key]) for key in keys]
+    if m.get("clip_bounds"):
+        named.append(("clip_bounds", m["clip_bounds"]))
+    return named
+
+
+# (resolved path, mtime, size) → hex SHA-256: each file is hashed once per process while it is unchanged.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_of(path: Path) -> str:
+    """The full hex SHA-256 of a file's content, remembered by path, mtime and size."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+def check_files(root: Path, m: dict, path: Path | None = None) -> None:
+    """Every file the manifest names exists, and each whose SHA-256 it records still has that digest."""
+    path = path or root / "manifest.json"
+    named = _named_files(m)
+    for where, name in named:
+        target = root / name
+        if not target.exists():
+            raise BadInput(f"{path}: {where} names {target}, which does not exist")
+        if where != "judge.dcgan" and not target.is_file():
+            raise BadInput(f"{path}: {where} names {target}, which is not a file")
+    recorded = m.get("sha256") or {}
+    dcgan = [os.path.normpath(name) for where, name in named if where == "judge.dcgan"]
+    read = {os.path.normpath(name) for _, name in named}
+    for name, expected in recorded.items():
+        norm = os.path.normpath(name)
+        if norm not in read and not any(norm.startswith(d + os.sep) for d in dcgan):
+            continue  # descriptive files (previews) are not read, so not checked
+        target = root / name
+        if not target.is_file():
+            raise BadInput(f"{path}: sha256 records {name}, but {target} is not there")
+        actual = sha256_of(target)
+        if actual != expected.lower():
+            raise BadInput(
+                f"{target}: sha256 expected {expected.lower()} (recorded in {path}), got {actual}: "
+                "the file changed since the manifest was written"
+            )
+
+
+def from_manifest(root: Path) -> ModelSet:
+    """The model set a folder's manifest.json describes, its schema and its files checked first."""
+    root = Path(root)
+    path = root / "manifest.json"
+    m = read_manifest(path)
+    check_files(root, m, path)
     opt = {}
     if m.get("judge"):
         opt["judge"] = _judge_files(root, m["judge"])
     if m.get("evaluator"):
-        opt["evaluator"] = _net_files(root, m["evaluator"], "evaluator")
+        opt["evaluator"] = _net_files(root, m["evaluator"])
     return ModelSet(
         name=m.get("name", root.name),
         root=root,
-        generator=_net_files(root, m["generator"], "generator"),
-        classifier=_net_files(root, m["classifier"], "classifier"),
-        crop_size=int(m["crop"]["size"]),
-        crop_offset=int(m["crop"]["offset"]),
+        generator=_net_files(root, m["generator"]),
+        classifier=_net_files(root, m["classifier"]),
+        crop_size=m["crop"]["size"],
+        crop_offset=m["crop"]["offset"],
         class_names=list(m["class_names"]),
         map_lr=float(m.get("map_lr", 8.0)),
         mala_step=float(m.get("mala_step", 1e-3)),
         hmc_step=float(m.get("hmc_step", 1e-2)),
         clip_bounds=root / m["clip_bounds"] if m.get("clip_bounds") else None,
-        mean_bgr=list(m.get("mean_bgr", [104.0, 117.0, 123.0])),
+        mean_bgr=[float(v) for v in m.get("mean_bgr", [104.0, 117.0, 123.0])],
         manifest=m,
         **opt,
     )

@@ -1,12 +1,14 @@
 """metrics.json: every number the report shows, in one documented record (schema in README.md).
 
-The HTML and Markdown pages are rendered from this record, so the three outputs cannot disagree.
+The HTML and Markdown pages are rendered from this record, so the three outputs cannot disagree. The record
+is checked against repro/schemas/metrics.schema.json (`schema_errors`) before it is written.
 """
 
 from __future__ import annotations
 
-import math
+from functools import cache
 
+from repro import schemas
 from repro.report.claims import check_claims
 from repro.report.metrics import METRICS
 from repro.report.plan import Plan
@@ -116,76 +118,19 @@ def build_results(
     }
 
 
-def _check(ok: bool, where: str, what: str) -> list[str]:
-    return [] if ok else [f"{where}: {what}"]
-
-
-def _is_num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _stat_errors(s, where: str) -> list[str]:
-    if not isinstance(s, dict) or set(s) != {"mean", "se", "n"}:
-        return [f"{where}: expected {{mean, se, n}}, got {s!r}"]
-    errs = []
-    for k in ("mean", "se"):
-        errs += _check(s[k] is None or _is_num(s[k]), where, f"{k} must be a finite number or null")
-    return errs + _check(isinstance(s["n"], int) and s["n"] >= 0, where, "n must be a count")
+@cache
+def _metrics_schema() -> tuple[dict, object]:
+    """repro/schemas/metrics.schema.json with its metric keys filled in from METRICS."""
+    schema = schemas.load("metrics")
+    keys = list(METRICS)
+    schema["$defs"]["metric_key"] = {"enum": keys, "description": "metric keys (" + ", ".join(keys) + ")"}
+    schema["$defs"]["row_metrics"]["required"] = keys
+    schema["properties"]["metric_definitions"]["required"] = keys
+    return schema, schemas.validator(schema)
 
 
 def schema_errors(r: dict) -> list[str]:
-    """What is wrong with a metrics.json record (empty when it follows the documented schema)."""
-    top = {
-        "schema": str,
-        "models": dict,
-        "settings": dict,
-        "sampler_variant": str,
-        "metric_definitions": dict,
-        "rows": list,
-        "table2": list,
-        "claims": list,
-        "figures": dict,
-        "cells": dict,
-        "wall_seconds": float,
-        "versions": dict,
-    }
-    errs = [f"missing key {k}" for k in [*top, "reference"] if k not in r]
-    if errs:
-        return errs
-    for k, t in top.items():
-        errs += _check(isinstance(r[k], t), k, f"expected {t.__name__}, got {type(r[k]).__name__}")
-    errs += _check(r["schema"] == SCHEMA, "schema", f"expected {SCHEMA}")
-    for i, row in enumerate(r["rows"]):
-        where = f"rows[{i}]"
-        for k, t in (
-            ("key", str),
-            ("label", str),
-            ("method", str),
-            ("tuning", str),
-            ("steps", int),
-            ("metrics", dict),
-            ("per_class", list),
-        ):
-            errs += _check(isinstance(row.get(k), t), f"{where}.{k}", f"expected {t.__name__}")
-        errs += _check(
-            set(row.get("metrics", {})) == set(METRICS), f"{where}.metrics", "expected every metric"
-        )
-        for m, s in row.get("metrics", {}).items():
-            errs += _stat_errors(s, f"{where}.metrics.{m}")
-    for i, t in enumerate(r["table2"]):
-        errs += _check(
-            isinstance(t.get("method"), str) and _is_num(t.get("paper")), f"table2[{i}]", "method, paper"
-        )
-        errs += _stat_errors(t.get("ours"), f"table2[{i}].ours")
-    for i, c in enumerate(r["claims"]):
-        errs += _check(
-            c.get("verdict") in ("reproduced", "not reproduced", "not tested")
-            and c.get("reproduced") in (True, False, None)
-            and all(isinstance(c.get(k), str) for k in ("claim", "rule", "evidence")),
-            f"claims[{i}]",
-            "verdict, reproduced, claim, rule, evidence",
-        )
-    if r["reference"] is not None:
-        for m, s in r["reference"].get("metrics", {}).items():
-            errs += _stat_errors(s, f"reference.metrics.{m}")
-    return errs
+    """What is wrong with a metrics.json record (empty when it follows the documented schema), one readable
+    line per problem: `FIELD: expected WHAT, got WHAT`."""
+    schema, check = _metrics_schema()
+    return schemas.problems(check, r, schema)
