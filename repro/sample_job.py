@@ -169,16 +169,10 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
                 images=images,
             )
 
+    shown = ("models", "class_index", "method", "objective", "prior_sigma", "chains", "steps", "seed")
     record = {
-        "models": ms.name,
-        "class_index": job.class_index,
+        **{key: settings[key] for key in shown},
         "class_name": ms.class_names[job.class_index],
-        "method": job.method,
-        "objective": m.objective,
-        "prior_sigma": m.prior_sigma,
-        "chains": job.chains,
-        "steps": steps,
-        "seed": job.seed,
         "step_size": step_size,
         "options": {k: (v if not isinstance(v, tuple) else "per-unit bounds") for k, v in options.items()},
         "backend": job.backend,

@@ -16,9 +16,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from repro.caffe import parse_net_text, random_weights, write_net
 from repro.cli import main
-from tests.test_convert_cli import NET
 from tests.test_report import write_tiny_set
 
 
@@ -38,23 +36,14 @@ def one_line(capsys, args: list[str], code: int = 2) -> str:
     return err
 
 
-@pytest.fixture
-def net_files(tmp_path):
-    net = parse_net_text(NET)
-    random_weights(net, 0)
-    prototxt, caffemodel = tmp_path / "tiny.prototxt", tmp_path / "tiny.caffemodel"
-    write_net(net, prototxt, caffemodel)
-    return prototxt, caffemodel
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return write_tiny_set(tmp_path_factory.mktemp("tiny") / "set")
 
 
 @pytest.mark.parametrize("target", ["caffemodel", "prototxt", "hard link to the caffemodel"])
-def test_convert_never_writes_over_its_inputs(net_files, tmp_path, capsys, target):
-    prototxt, caffemodel = net_files
+def test_convert_never_writes_over_its_inputs(files, tmp_path, capsys, target):
+    prototxt, caffemodel = files
     before = digest(prototxt, caffemodel)
     out = {"caffemodel": caffemodel, "prototxt": prototxt}.get(target)
     if out is None:
@@ -65,8 +54,8 @@ def test_convert_never_writes_over_its_inputs(net_files, tmp_path, capsys, targe
     assert digest(prototxt, caffemodel) == before
 
 
-def test_grad_never_writes_over_its_input(net_files, tmp_path, capsys):
-    prototxt, caffemodel = net_files
+def test_grad_never_writes_over_its_input(files, tmp_path, capsys):
+    prototxt, caffemodel = files
     model = tmp_path / "tiny.onnx"
     assert main(["convert", str(prototxt), str(caffemodel), "-o", str(model)]) == 0
     capsys.readouterr()
@@ -143,10 +132,10 @@ def test_a_failing_bench_worker_is_reported_not_waited_on(tiny):
     assert time.perf_counter() - started < 60
 
 
-def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(net_files, tmp_path, monkeypatch, capsys):
+def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(files, tmp_path, monkeypatch, capsys):
     import errno
 
-    prototxt, caffemodel = net_files
+    prototxt, caffemodel = files
     out = tmp_path / "tiny.onnx"
 
     def full(self, data):
