@@ -278,6 +278,21 @@ def test_syntax_error_names_the_line(tmp_path):
         load_net(tmp_path / "bad.prototxt")
 
 
+def test_syntax_error_without_a_position_from_protobuf_still_names_the_line(tmp_path):
+    """protobuf gives no line for a bad value of a field the schema skips; the reader finds it."""
+    (tmp_path / "bad.prototxt").write_text(TINY + "\nmystery_setting: }\n")
+    line = len(TINY.splitlines()) + 2
+    with pytest.raises(BadInput, match=rf"bad\.prototxt: prototxt syntax error at line {line}: .*column 18"):
+        load_net(tmp_path / "bad.prototxt")
+
+
+@pytest.mark.parametrize("text", ["", "\n# nothing but a comment\n", 'name: "empty"'])
+def test_empty_prototxt_says_so(tmp_path, text):
+    (tmp_path / "empty.prototxt").write_text(text)
+    with pytest.raises(BadInput, match=r"empty\.prototxt: the prototxt defines no layers and no inputs"):
+        load_net(tmp_path / "empty.prototxt")
+
+
 def test_binary_given_as_prototxt(tmp_path):
     (tmp_path / "w.caffemodel").write_bytes(b"\x0a\x04tiny\xff\xfe\x80")
     with pytest.raises(BadInput, match="prototxt is not text"):

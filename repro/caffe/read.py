@@ -34,15 +34,79 @@ def _read_bytes(path: Path, what: str) -> bytes:
         raise BadInput(f"{path}: cannot read {what}: {e.strerror}") from None
 
 
+_QUOTED_LINE = 80  # longest echo of the offending line kept in a syntax error
+
+
+def _error_position(error: text_format.ParseError) -> tuple[int | None, int | None]:
+    """Line and column (1-based) of a text-format error.
+
+    Most errors carry them; a few (a malformed value of a field the schema skips, say) are raised where
+    only the tokenizer knows the position, so it is read from the innermost frame that has one.
+    """
+    if error.GetLine() is not None:
+        return error.GetLine(), error.GetColumn()
+    position: tuple[int | None, int | None] = (None, None)
+    tb = error.__traceback__
+    while tb is not None:
+        tokenizer = tb.tb_frame.f_locals.get("tokenizer")
+        line, column = getattr(tokenizer, "_line", None), getattr(tokenizer, "_column", None)
+        if isinstance(line, int) and isinstance(column, int):
+            position = (line + 1, column + 1)
+        tb = tb.tb_next
+    return position
+
+
+def _error_detail(error: text_format.ParseError) -> tuple[str, str]:
+    """protobuf's message without its "line:column : " prefix, and the offending line it echoes (or "")."""
+    detail = str(error)
+    if error.GetLine() is not None:
+        detail = detail.split(" : ", 1)[-1]
+    if detail.startswith("'"):  # "'<the offending line>': message"
+        echoed, sep, message = detail[1:].partition("': ")
+        if sep:
+            echoed = echoed.strip()
+            if len(echoed) > _QUOTED_LINE:
+                echoed = echoed[: _QUOTED_LINE - 3] + "..."
+            return message, echoed
+    return detail, ""
+
+
+def _deepest(text: str) -> tuple[int, int, int]:
+    """The deepest message nesting of a text proto: (depth, line, column), 1-based, where it first occurs."""
+    tokenizer = text_format.Tokenizer(text.splitlines(keepends=True))
+    depth, deepest = 0, (0, 1, 1)
+    while not tokenizer.AtEnd():
+        token = tokenizer.token
+        if token in ("{", "<"):
+            depth += 1
+            if depth > deepest[0]:
+                deepest = (depth, tokenizer._line + 1, tokenizer._column + 1)
+        elif token in ("}", ">"):
+            depth -= 1
+        tokenizer.NextToken()
+    return deepest
+
+
 def parse_prototxt(text: str, source: str) -> Any:
     """Text NetParameter of any version; fields outside repro's schema subset are skipped."""
     param = schema.NetParameter()
     try:
         text_format.Merge(text, param, allow_unknown_field=True, allow_unknown_extension=True)
+    except RecursionError:  # protobuf skips unknown fields recursively, however deep they nest
+        depth, line, column = _deepest(text)
+        raise BadInput(
+            f"{source}: prototxt syntax error at line {line}: messages nest {depth} levels deep, "
+            f"too deep to parse (column {column})"
+        ) from None
     except text_format.ParseError as e:
-        line = e.GetLine()
-        detail = str(e).split(" : ", 1)[-1]
-        raise BadInput(f"{source}: prototxt syntax error at line {line}: {detail}") from None
+        line, column = _error_position(e)
+        message, echoed = _error_detail(e)
+        if line is None:
+            raise BadInput(f"{source}: prototxt syntax error: {message}") from None
+        context = [f"column {column}"] if column is not None else []
+        context += [f"in '{echoed}'"] if echoed else []
+        suffix = f" ({', '.join(context)})" if context else ""
+        raise BadInput(f"{source}: prototxt syntax error at line {line}: {message}{suffix}") from None
     return param
 
 
@@ -125,7 +189,7 @@ def _free_reshape_batch(net: Net) -> None:
         for s in layer.params.input_param.shape
         if s.dim
     }
-    shapes = infer_shapes(net)
+    shapes = infer_shapes(net, limit=None)  # at the prototxt's batch, which `batch` may yet lower
     for layer in net.layers:
         p = layer.params.reshape_param
         if layer.type != "Reshape" or not p.shape.dim or len(layer.bottoms) != 1:
@@ -152,17 +216,38 @@ def _set_batch(net: Net, batch: int) -> None:
 
 
 def _build(param: Any, source: str, batch: int | None) -> Net:
-    params = _test_phase(upgrade_layers(param, source), param.state, source)
+    every = upgrade_layers(param, source)
+    if not every:
+        raise BadInput(
+            f"{source}: the prototxt defines no layers and no inputs (expected layer {{ ... }} entries, "
+            "V1 layers { ... } entries or input: fields); is it empty or not a Caffe net?"
+        )
+    params = _test_phase(every, param.state, source)
+    if not params:
+        raise BadInput(
+            f"{source}: all {len(every)} layer(s) are excluded from the TEST phase by their include/exclude "
+            "rules; a deploy net needs at least its input"
+        )
     net = Net(param.name, _to_layers(params, source), source)
-    produced: set[str] = set()
+    producer: dict[str, str] = {}  # blob -> the layer that first wrote it
     for layer in net.layers:
         for bottom in layer.bottoms:
-            if bottom not in produced:
+            if bottom not in producer:
                 raise BadInput(
                     f"{source}: layer '{layer.name}' takes bottom '{bottom}', "
                     "which no earlier layer (or input) produces"
                 )
-        produced.update(layer.tops)
+        for i, top in enumerate(layer.tops):
+            if i < len(layer.bottoms) and layer.bottoms[i] == top:
+                continue  # in place, as Net::AppendTop recognises it: top i named like bottom i
+            if top in producer or top in layer.tops[:i]:
+                who = "an earlier top of this layer" if top in layer.tops[:i] else f"layer '{producer[top]}'"
+                raise BadInput(
+                    f"{source}: layer '{layer.name}' ({layer.type}) writes top '{top}', which {who} already "
+                    "produces; Caffe gives every blob one producer, apart from in-place rewrites (top i "
+                    "named like bottom i)"
+                )
+            producer[top] = layer.name
     _free_reshape_batch(net)
     if batch is not None:
         _set_batch(net, batch)

@@ -6,6 +6,11 @@ last window that would start in the right padding, and onnx's shape inference (o
 under `ceil_mode=1` (H=5, k=2, s=2, pad=1: Caffe 3, onnx 4). One rule per layer type, registered in `RULES`
 (a second rule for a type is an error); each maps the layer and its bottom shapes to its top shapes and
 weight shapes.
+
+The walker also refuses any blob that would need absurd memory: a top, a weight blob or Caffe's own
+im2col column buffer above `MAX_BLOB_BYTES` as float32. Caffe itself refuses blobs over INT_MAX values
+(`Blob::Reshape`); this limit is tighter, so that a typo (a stride of 10^6 in a deconvolution) is one
+clear line at load time instead of an allocation failure in ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ from repro.registry import registrar
 
 Shape = tuple[int, ...]
 
+FLOAT_BYTES = 4
+MAX_BLOB_BYTES = 4 * 2**30  # one blob as float32: far above any real net's, far below a typo's
+
 
 @dataclass(frozen=True)
 class LayerShapes:
     tops: list[Shape]
     weights: list[Shape] = field(default_factory=list)
     bottoms: list[Shape] = field(default_factory=list)  # filled in by the walker, not by the rules
+    buffers: list[tuple[str, Shape]] = field(default_factory=list)  # Caffe's internal blobs (im2col)
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,14 @@ def conv_geometry(layer: Layer, shape: Shape) -> ConvGeometry:
     return ConvGeometry(axis, kernel, stride, pad, dilation)
 
 
+def _col_buffer(g: ConvGeometry, channels: int, spatial: list[int]) -> list[tuple[str, Shape]]:
+    """BaseConvolutionLayer::Reshape's col_buffer_ for one image: (conv_in_channels · kernel, spatial), with
+    spatial the output (Convolution) or the input (Deconvolution); a 1x1 convolution needs none."""
+    if all(k == 1 and s == 1 and q == 0 for k, s, q in zip(g.kernel, g.stride, g.pad, strict=True)):
+        return []
+    return [("im2col buffer", (channels * math.prod(g.kernel), *spatial))]
+
+
 @rule("Convolution")
 def _convolution(layer: Layer, bottoms: list[Shape]) -> LayerShapes:
     _bottoms(bottoms, 1)
@@ -153,7 +170,9 @@ def _convolution(layer: Layer, bottoms: list[Shape]) -> LayerShapes:
         _check(size + 2 * q >= extent, f"kernel extent {extent} exceeds the padded input {size}+2*{q}")
         out.append((size + 2 * q - extent) // s + 1)
     weights = [(p.num_output, shape[axis] // p.group, *g.kernel)] + ([(p.num_output,)] if p.bias_term else [])
-    return LayerShapes([(*shape[:axis], p.num_output, *out)], weights)
+    return LayerShapes(
+        [(*shape[:axis], p.num_output, *out)], weights, buffers=_col_buffer(g, shape[axis], out)
+    )
 
 
 @rule("Deconvolution")
@@ -167,7 +186,8 @@ def _deconvolution(layer: Layer, bottoms: list[Shape]) -> LayerShapes:
     _check(all(o > 0 for o in out), f"output size {out} is not positive")
     # reverse_dimensions(): the blob is (C_in, C_out / group, k...), ONNX ConvTranspose's layout.
     weights = [(shape[axis], p.num_output // p.group, *g.kernel)] + ([(p.num_output,)] if p.bias_term else [])
-    return LayerShapes([(*shape[:axis], p.num_output, *out)], weights)
+    buffers = _col_buffer(g, p.num_output, list(shape[axis + 1 :]))
+    return LayerShapes([(*shape[:axis], p.num_output, *out)], weights, buffers=buffers)
 
 
 def pooled_size(size: int, kernel: int, stride: int, pad: int, *, ceil: bool, any_pad: bool) -> int:
@@ -399,7 +419,47 @@ def _batch_norm(layer: Layer, bottoms: list[Shape]) -> LayerShapes:
     return LayerShapes([bottoms[0]], [(channels,), (channels,), (1,)])  # mean, variance, scale factor
 
 
-def _walk(net: Net) -> tuple[dict[str, Shape], list[LayerShapes]]:
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"
+
+
+def _check_memory(where: str, result: LayerShapes, layer: Layer, limit: int | None) -> None:
+    """Refuse a top, weight blob or internal buffer above `limit` bytes of float32."""
+    if limit is None:
+        return
+    named = [(f"top '{t}'", s) for t, s in zip(layer.tops, result.tops, strict=True)]
+    named += [(f"weight blob {i}", s) for i, s in enumerate(result.weights)]
+    named += list(result.buffers)
+    for what, shape in named:
+        n_bytes = math.prod(shape) * FLOAT_BYTES
+        if n_bytes > limit:
+            raise BadInput(
+                f"{where}: {what} would have shape {tuple(shape)}, {math.prod(shape):.3g} values "
+                f"({_size(n_bytes)} as float32), over the {_size(limit)} limit for one blob; "
+                "check the layer's sizes, strides and pads (and the input batch)"
+            )
+
+
+# Layers whose top shares the bottom's data (`ShareData`), so that Caffe computes them in place correctly
+# even when the shape changes; any other layer would compute on its own input reshaped under it.
+SHARES_DATA = {"Reshape", "Flatten"}
+
+
+def _check_in_place(where: str, layer: Layer, result: LayerShapes, bottoms: list[Shape]) -> None:
+    for i, (top, shape) in enumerate(zip(layer.tops, result.tops, strict=True)):
+        in_place = i < len(layer.bottoms) and layer.bottoms[i] == top
+        if in_place and tuple(shape) != tuple(bottoms[i]) and layer.type not in SHARES_DATA:
+            raise BadInput(
+                f"{where}: rewrites blob '{top}' in place but changes its shape from {tuple(bottoms[i])} to "
+                f"{tuple(shape)}; Caffe would then compute on its own input reshaped under it. Give top {i} "
+                "a new name"
+            )
+
+
+def _walk(net: Net, limit: int | None = MAX_BLOB_BYTES) -> tuple[dict[str, Shape], list[LayerShapes]]:
     """Run Caffe's shape pass layer by layer; name the file, layer and type in any error."""
     blobs: dict[str, Shape] = {}
     per_layer: list[LayerShapes] = []
@@ -423,19 +483,24 @@ def _walk(net: Net) -> tuple[dict[str, Shape], list[LayerShapes]]:
         except ShapeError as e:
             shapes = ", ".join(str(blobs[b]) for b in layer.bottoms)
             raise BadInput(f"{where}: {e} (bottom shapes: {shapes or 'none'})") from None
+        _check_memory(where, result, layer, limit)
+        _check_in_place(where, layer, result, [blobs[b] for b in layer.bottoms])
         per_layer.append(replace(result, bottoms=[blobs[b] for b in layer.bottoms]))
         blobs.update(zip(layer.tops, result.tops, strict=True))
     return blobs, per_layer
 
 
-def infer_shapes(net: Net) -> dict[str, Shape]:
-    """Every blob's shape after a full forward (an in-place blob keeps its last writer's shape)."""
-    return _walk(net)[0]
+def infer_shapes(net: Net, *, limit: int | None = MAX_BLOB_BYTES) -> dict[str, Shape]:
+    """Every blob's shape after a full forward (an in-place blob keeps its last writer's shape).
+
+    `limit` bounds every blob's float32 size (None: no bound, for shapes that are only compared).
+    """
+    return _walk(net, limit)[0]
 
 
-def layer_shapes(net: Net) -> list[LayerShapes]:
+def layer_shapes(net: Net, *, limit: int | None = MAX_BLOB_BYTES) -> list[LayerShapes]:
     """Top and weight shapes of every layer, in `net.layers` order (one pass for all layers)."""
-    return _walk(net)[1]
+    return _walk(net, limit)[1]
 
 
 def weight_shapes(net: Net, layer: Layer) -> list[Shape]:

@@ -181,6 +181,16 @@ def _fold_v0_padding(layers: list[Any], inputs: list[str], source: str) -> list[
                     f"{source}: V0 padding layer '{padder.layer.name}' feeds '{v1.layer.name}', "
                     f"expected a conv or pool layer, got type '{v1.layer.type}'"
                 )
+            counts = {
+                f"'{v1.layer.name}' takes": len(v1.bottom),
+                f"padding layer '{padder.layer.name}' takes": len(padder.bottom),
+                f"padding layer '{padder.layer.name}' produces": len(padder.top),
+            }
+            for what, n in counts.items():
+                if n != 1:  # Caffe's UpgradeV0PaddingLayers checks the same
+                    raise BadInput(
+                        f"{source}: V0 {what} {n} blob(s), expected exactly 1 when padding is folded"
+                    )
             v1.layer.pad = padder.layer.pad
             v1.bottom[j] = padder.bottom[0]
         for top in v1.top:

@@ -19,8 +19,14 @@ from repro.errors import BadInput
 
 
 class Context:
-    def __init__(self, net: Net):
+    def __init__(self, net: Net, top_shapes: list[list[tuple[int, ...]]] | None = None):
+        """`top_shapes[i]`: the shapes of layer i's tops when it runs (`layer_shapes`); they differ from
+        `net.shapes` (after the full forward) for a blob that an in-place layer reshapes."""
         self.net = net
+        self._top_shapes = top_shapes
+        self._blob_shape: dict[str, tuple[int, ...]] = {}  # each blob's shape at the current layer
+        self.value_origin: dict[str, tuple[int, int]] = {}  # value -> (layer index, top index) writing it
+        self._index = -1
         self.source = net.source or f"<net {net.name}>"
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[tuple[str, np.ndarray]] = []  # added to the model last: no graph-sized copies
@@ -41,6 +47,7 @@ class Context:
     def begin(self, index: int, layer: Layer) -> None:
         """Name this layer's outputs before its converter runs; bottoms still resolve to the old values."""
         self.layer = layer
+        self._index = index
         self._tops = [top if self._last_writer[top] == index else self.fresh(top) for top in layer.tops]
 
     def commit(self) -> None:
@@ -49,6 +56,9 @@ class Context:
                 raise AssertionError(f"converter for {self.layer.type} did not produce top {top!r}")
             self._current[top] = value
             self.value_blob[value] = top
+        for j, (top, value) in enumerate(zip(self.layer.tops, self._tops, strict=True)):
+            self._blob_shape[top] = self.top_shape(j)
+            self.value_origin[value] = (self._index, j)
 
     # ------------------------------------------------------------------------------ for converters
 
@@ -66,6 +76,9 @@ class Context:
         return self._tops[i]
 
     def shape(self, blob: str) -> tuple[int, ...]:
+        """The blob's shape as the current layer sees it (its last writer's top so far)."""
+        if blob in self._blob_shape:
+            return self._blob_shape[blob]
         try:
             return tuple(self.net.shapes[blob])
         except KeyError:
@@ -75,6 +88,8 @@ class Context:
         return self.shape(self.layer.bottoms[i])
 
     def top_shape(self, i: int = 0) -> tuple[int, ...]:
+        if self._top_shapes is not None:
+            return tuple(self._top_shapes[self._index][i])
         return self.shape(self.layer.tops[i])
 
     def axis(self, axis: int, ndim: int, what: str = "axis") -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import onnx
 from onnx import TensorProto, helper
@@ -11,7 +13,7 @@ from tqdm import tqdm
 
 import repro.convert.layers  # noqa: F401  (fills the registry)
 from repro.caffe.net import Layer, Net
-from repro.caffe.shapes import infer_shapes
+from repro.caffe.shapes import layer_shapes
 from repro.convert.context import Context
 from repro.convert.registry import lookup
 from repro.errors import BadInput
@@ -31,8 +33,13 @@ def to_onnx(
     `dynamic_batch` the batch axis of inputs, outputs and intermediate values is the symbol "batch".
     """
     source = net.source or f"<net {net.name}>"
+    if not net.layers:
+        raise BadInput(f"{source}: the net has no layers and no inputs (an empty prototxt?)")
     if not net.shapes:
-        raise BadInput(f"{source}: the net has no inferred blob shapes")
+        raise BadInput(
+            f"{source}: the net has no inferred blob shapes "
+            "(nets made by repro.caffe.load_net or parse_net_text have them)"
+        )
     outputs = list(net.outputs if outputs is None else outputs)
     unknown = [name for name in outputs if name not in net.shapes]
     if unknown or not outputs:
@@ -45,26 +52,33 @@ def to_onnx(
     if given:
         raise BadInput(f"{source}: {', '.join(map(repr, given))} is a net input, not a computed blob")
 
-    ctx = Context(net)
+    tops = [[tuple(t) for t in result.tops] for result in layer_shapes(net, limit=None)]
+    ctx = Context(net, tops)
     n_weights = sum(b.size for layer in net.layers for b in layer.blobs)
     quiet = n_weights < _PROGRESS_WEIGHTS and len(net.layers) < _PROGRESS_LAYERS
     layers = tqdm(net.layers, desc="convert", unit="layer", file=sys.stderr, disable=quiet, leave=False)
     for index, layer in enumerate(layers):
         convert = lookup(layer, source)
         ctx.begin(index, layer)
+        _check_finite_settings(layer, ctx)
         convert(layer, ctx)
         ctx.commit()
 
-    shapes = _value_shapes(net, source) if dynamic_batch else {b: tuple(s) for b, s in net.shapes.items()}
+    declared = _symbolic_tops(net, tops, source) if dynamic_batch else tops
+
+    def shape_of(value: str) -> tuple[int | str | None, ...]:
+        layer, top = ctx.value_origin[value]  # a value named X is blob X's last writer's
+        return declared[layer][top]
+
     inputs = net.inputs
     graph = helper.make_graph(
         ctx.nodes,
         net.name or "caffe_net",
-        [_value_info(name, shapes[name]) for name in inputs],
-        [_value_info(name, shapes[name]) for name in outputs],
+        [_value_info(name, shape_of(name)) for name in inputs],
+        [_value_info(name, shape_of(name)) for name in outputs],
         value_info=[
-            _value_info(value, shapes[blob])
-            for value, blob in ctx.value_blob.items()
+            _value_info(value, shape_of(value))
+            for value in ctx.value_blob
             if value not in inputs and value not in outputs
         ],
     )
@@ -77,6 +91,40 @@ def to_onnx(
         tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
         tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
     return model
+
+
+# Settings that do not change a layer's forward pass (training only), by message type and by field name.
+_NOT_FORWARD = {"FillerParameter", "ParamSpec", "NetStateRule", "BlobProto"}
+_NOT_FORWARD_FIELDS = {"loss_weight", "moving_average_fraction"}
+
+
+def _non_finite(message: Any, path: str) -> tuple[str, float] | None:
+    """The first float setting of `message` (searched recursively) that is inf or NaN, with its path."""
+    for field, value in message.ListFields():
+        name = f"{path}.{field.name}" if path else field.name
+        if field.name in _NOT_FORWARD_FIELDS:
+            continue
+        if field.message_type is not None:
+            if field.message_type.name in _NOT_FORWARD:
+                continue
+            for i, item in enumerate(value if field.is_repeated else [value]):
+                found = _non_finite(item, f"{name}[{i}]" if field.is_repeated else name)
+                if found:
+                    return found
+        elif field.type in (field.TYPE_FLOAT, field.TYPE_DOUBLE):
+            for i, number in enumerate(value if field.is_repeated else [value]):
+                if not math.isfinite(number):
+                    return (f"{name}[{i}]" if field.is_repeated else name), number
+    return None
+
+
+def _check_finite_settings(layer: Layer, ctx: Context) -> None:
+    """A setting of inf or NaN (text format accepts both) would only make the outputs inf or NaN."""
+    if layer.params is None:
+        return
+    found = _non_finite(layer.params, "")
+    if found:
+        raise ctx.fail(f"{found[0]} is {found[1]}; expected a finite number")
 
 
 def _check_rewrites(net: Net, source: str) -> None:
@@ -99,8 +147,11 @@ def _check_rewrites(net: Net, source: str) -> None:
                 )
 
 
-def _value_shapes(net: Net, source: str) -> dict[str, tuple[int | str | None, ...]]:
-    """Blob shapes with every batch-dependent axis symbolic ("batch" on axis 0, unnamed elsewhere).
+def _symbolic_tops(
+    net: Net, tops: list[list[tuple[int, ...]]], source: str
+) -> list[list[tuple[int | str | None, ...]]]:
+    """Every layer's top shapes with each batch-dependent axis symbolic ("batch" on axis 0, unnamed
+    elsewhere).
 
     Which axes depend on the batch is found the way Caffe would: infer the shapes again at batch + 1.
     """
@@ -115,17 +166,20 @@ def _value_shapes(net: Net, source: str) -> dict[str, tuple[int | str | None, ..
             layer = Layer(layer.name, layer.type, layer.bottoms, layer.tops, params)
         layers.append(layer)
     try:
-        other = infer_shapes(Net(net.name, layers, net.source))
+        other = layer_shapes(Net(net.name, layers, net.source), limit=None)  # only compared
     except BadInput as e:
         raise BadInput(f"{source}: the net does not work at another batch size: {e}") from None
     batch = net.shapes[net.inputs[0]][0] if net.inputs else None
-    shapes = {}
-    for blob, shape in net.shapes.items():
-        shapes[blob] = tuple(
-            d if d == o else (BATCH if i == 0 and d == batch else None)
-            for i, (d, o) in enumerate(zip(shape, other[blob], strict=True))
-        )
-    return shapes
+    return [
+        [
+            tuple(
+                d if d == o else (BATCH if i == 0 and d == batch else None)
+                for i, (d, o) in enumerate(zip(shape, more, strict=True))
+            )
+            for shape, more in zip(layer_tops, result.tops, strict=True)
+        ]
+        for layer_tops, result in zip(tops, other, strict=True)
+    ]
 
 
 def _value_info(name: str, shape: tuple[int | str | None, ...]) -> onnx.ValueInfoProto:

@@ -4,11 +4,12 @@ Caffe rounds the output size up and then drops a last window that would start in
 (`pooling_layer.cpp` Reshape). ONNX Runtime and torch apply the same drop rule under `ceil_mode=1`, but
 onnx's own shape inference (opset ≤ 19) does not. `ceil_mode=1` is therefore used only where Caffe's size
 differs from floor rounding; then no window is dropped (a dropped window always brings Caffe back to the
-floor size), so ONNX Runtime, torch and onnx's shape inference all agree with Caffe (only if H and W
-needed different rounding would onnx's shape inference differ, since `ceil_mode` is shared). A size the
-runtimes would compute differently from Caffe's is refused rather than silently converted. Caffe's AVE divisor
-counts the padding cells inside [−pad, H + pad) but not a ceil overhang beyond them, which is what AveragePool
-with `count_include_pad=1` divides by; ONNX's default `count_include_pad=0` is wrong whenever pad > 0.
+floor size), so ONNX Runtime, torch and onnx's shape inference all agree with Caffe. Only if H and W need
+different rounding does onnx's shape inference differ (`ceil_mode` is shared); then a Slice to Caffe's size
+follows the pool, so that every inferred shape is right and ORT loads the graph. A size the runtimes would
+compute differently from Caffe's is refused rather than silently converted. Caffe's AVE divisor counts the
+padding cells inside [−pad, H + pad) but not a ceil overhang beyond them, which is what AveragePool with
+`count_include_pad=1` divides by; ONNX's default `count_include_pad=0` is wrong whenever pad > 0.
 """
 
 from __future__ import annotations
@@ -56,7 +57,17 @@ def pooling(layer: Layer, ctx: Context) -> None:
             f"input {shape[2:]}, kernel {kernel}, stride {stride}, pad {pad}"
         )
     attrs = {"kernel_shape": kernel, "strides": stride, "pads": pad * 2, "ceil_mode": int(ceil_mode)}
+    # Under ceil_mode onnx's shape inference skips the drop rule: where that leaves it one larger on an
+    # axis (the other axis needed ceil rounding), a Slice to Caffe's size, a no-op when run, keeps the
+    # inferred shapes right, so ORT does not refuse the graph where the value meets a weight.
+    inferred = tuple(-(-(n + 2 * q - k) // s) + 1 for n, k, s, q in geometry) if ceil_mode else expected
+    oversized = [i for i, (a, b) in enumerate(zip(inferred, expected, strict=True)) if a != b]
+    out = ctx.fresh("pooled") if oversized else ctx.top()
     if p.pool == AVE:
-        ctx.node("AveragePool", [ctx.bottom()], ctx.top(), count_include_pad=1, **attrs)
+        ctx.node("AveragePool", [ctx.bottom()], out, count_include_pad=1, **attrs)
     else:
-        ctx.node("MaxPool", [ctx.bottom()], ctx.top(), **attrs)
+        ctx.node("MaxPool", [ctx.bottom()], out, **attrs)
+    if oversized:
+        starts = ctx.ints("starts", [0] * len(oversized))
+        ends = ctx.ints("ends", [expected[i] for i in oversized])
+        ctx.node("Slice", [out, starts, ends, ctx.ints("axes", [2 + i for i in oversized])], ctx.top())
