@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 
 from repro import schemas
-from repro.convert.cache import NetFiles
+from repro.convert.cache import NetFiles, hash_files
 from repro.dcgan import DcganFiles
 from repro.errors import BadInput
 from repro.samplers.methods import Method
@@ -247,11 +247,7 @@ def sha256_of(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
+        _DIGESTS[key] = hash_files(hashlib.sha256(), path).hexdigest()
     return _DIGESTS[key]
 
 

@@ -46,12 +46,12 @@ import numpy as np
 
 from repro import samplers
 from repro.atomic import atomic_path, write_text
-from repro.dcgan import DcganFiles, find_index
+from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.judges import make_judge
 from repro.images import grid, save_png, to_display
-from repro.modelsets import ModelSet
+from repro.modelsets import ModelSet, sha256_of
 from repro.parity import cross_check
 from repro.posterior import posterior_model
 from repro.runtime import BACKENDS, make_backend
@@ -235,17 +235,15 @@ def models_id(ms: ModelSet) -> str:
 def _identity(value: object) -> object:
     """A JSON-able stand-in for a setting: files by content, arrays by their bytes."""
     if isinstance(value, DcganFiles):
-        index = find_index(value.index)
-        files = [index, *sorted(index.parent.glob(f"{index.name}_*.npy"))]
         return {
-            "dcgan": [_file_sha256(p) for p in files],
+            "dcgan": [sha256_of(p) for p in judge_files(value.index)],
             "preprocess": value.preprocess,
             "file_format": value.file_format,
         }
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _identity(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Path):
-        return {"file_sha256": _file_sha256(value)}
+        return {"file_sha256": sha256_of(value)}
     if isinstance(value, np.ndarray):
         a = np.ascontiguousarray(value)
         return {
@@ -260,14 +258,6 @@ def _identity(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _difference(saved: dict, now: dict, prefix: str = "") -> tuple[str, object, object] | None:

@@ -39,13 +39,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
 
 
-def file_digest(*paths: Path) -> str:
-    h = hashlib.sha256(CACHE_VERSION.encode())
+def hash_files(h, *paths: Path):
+    """Feed the files' bytes, in order, into the hashlib object `h` (read in 1 MiB chunks); return it."""
     for p in paths:
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()[:24]
+    return h
+
+
+def file_digest(*paths: Path) -> str:
+    """A short content key for cache entries and cell keys (versioned: a new CACHE_VERSION renames all)."""
+    return hash_files(hashlib.sha256(CACHE_VERSION.encode()), *paths).hexdigest()[:24]
 
 
 def load_caffe_net(files: NetFiles):
@@ -95,13 +100,8 @@ def _sidecar(entry: Path) -> Path:
 
 def _entry_digest(entry: Path) -> str:
     """sha256 of the entry and of its external weights file, if it has one."""
-    h = hashlib.sha256()
-    for p in (entry, entry.with_name(entry.name + ".data")):
-        if p.exists():
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()
+    parts = [p for p in (entry, entry.with_name(entry.name + ".data")) if p.exists()]
+    return hash_files(hashlib.sha256(), *parts).hexdigest()
 
 
 def _load_entry(entry: Path) -> onnx.ModelProto | None:

@@ -7,7 +7,7 @@ format, params.py is the network's parameter list and preprocess.py the ways an 
 
 from repro.dcgan.params import PARAMS, DcganFiles, JudgeParams
 from repro.dcgan.preprocess import PRESETS, judge_input, read_rgb
-from repro.dcgan.read import find_index, load_judge
+from repro.dcgan.read import find_index, judge_files, load_judge
 from repro.dcgan.write import random_judge, write_judge
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "DcganFiles",
     "JudgeParams",
     "find_index",
+    "judge_files",
     "judge_input",
     "load_judge",
     "random_judge",

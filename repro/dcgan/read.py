@@ -94,6 +94,12 @@ def _filenames(index: Path) -> list[str]:
     return names
 
 
+def judge_files(path: str | os.PathLike) -> list[Path]:
+    """The index and the .npy files it names, in its order: every file a judge's numbers depend on."""
+    index = find_index(path)
+    return [index, *(index.parent / name for name in _filenames(index))]
+
+
 def load_judge(path: str | os.PathLike) -> JudgeParams:
     """The judge's 17 parameters, each checked against the network's shape, as float32."""
     index = find_index(path)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from repro.convert.cache import file_digest
-from repro.dcgan import DcganFiles, find_index
+from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput
 from repro.modelsets import ModelSet
 from repro.samplers.methods import METHODS, Method
@@ -192,8 +192,7 @@ def models_id(ms: ModelSet) -> str:
     h = hashlib.sha256(json.dumps({"name": ms.name, "manifest": manifest}, sort_keys=True).encode())
     for files in (ms.generator, ms.classifier, ms.judge, ms.evaluator):
         if isinstance(files, DcganFiles):
-            index = find_index(files.index)
-            h.update(file_digest(index, *sorted(index.parent.glob(f"{index.name}_*.npy"))).encode())
+            h.update(file_digest(*judge_files(files.index)).encode())
             h.update(f"{files.preprocess}:{files.file_format}".encode())
         elif files is not None and files.prototxt is not None:
             h.update(file_digest(files.prototxt, files.caffemodel).encode())
