@@ -9,7 +9,9 @@ import sys
 
 import click
 
+from repro.dcgan.preprocess import PRESETS
 from repro.errors import ReproError
+from repro.images import FILE_FORMATS
 from repro.runtime import BACKENDS, DEVICES
 from repro.samplers.methods import METHODS
 
@@ -21,8 +23,6 @@ def cli() -> None:
 
 
 MODELS_HELP = "model set: embedded, random, a folder with manifest.json, or dgn-…=DIR (see `repro models`)"
-PRESETS = ("authors", "standard")  # repro.dcgan.preprocess.PRESETS, named here so --help needs no import
-FILE_FORMATS = ("jpeg", "png")  # repro.images.FILE_FORMATS
 
 
 def scorer_options(command):
@@ -37,7 +37,7 @@ def scorer_options(command):
         ),
         click.option(
             "--judge-preprocess",
-            type=click.Choice(PRESETS),
+            type=click.Choice(list(PRESETS)),
             default=None,
             help="how a saved image becomes the judge's input [default: authors, as the paper scored]",
         ),
@@ -399,7 +399,7 @@ def report(
 @click.option(
     "--judge", "judge_dir", required=True, type=click.Path(), help="folder (or .jl index) of the DCGAN judge"
 )
-@click.option("--preprocess", default="authors", show_default=True, type=click.Choice(PRESETS))
+@click.option("--preprocess", default="authors", show_default=True, type=click.Choice(list(PRESETS)))
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of {image, p_real, log_p_real}")
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def judge(judge_dir, preprocess, as_json, images) -> None:
