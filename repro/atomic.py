@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -65,3 +66,41 @@ def refuse_overwriting_inputs(output: str | os.PathLike, inputs: dict[str, str |
             same = os.path.samefile(out, path)
         if same:
             raise BadInput(f"output {out} is the {role} {path}: refusing to write over an input")
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path, what: str) -> Iterator[None]:
+    """Hold `lock` (a file, created if absent, removed on exit) for the block, or refuse at once: two runs
+    writing one output folder would each take the other's checkpoints and cells for their own.
+
+    An advisory flock, so a killed holder never leaves a stale lock. The file is removed while still held;
+    a second process that opened it just before then finds its inode gone from the path and tries again,
+    so two processes never both believe they hold the same path.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            who = f"another repro process (pid {holder})" if holder.isdigit() else "another repro process"
+            raise BadInput(
+                f"{what}: {who} is writing it (it holds {lock}); wait for it to finish, or choose another "
+                "folder"
+            ) from None
+        try:
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)

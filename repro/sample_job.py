@@ -15,6 +15,8 @@ at any point leaves OUT whole (the old run or the new one) or absent, never a mi
 survives until the new OUT is in place. A rerun removes the `.OUT.sample-new-<hex>` / `.OUT.sample-old-<hex>`
 leftovers of killed runs. A file that is not an output of ours, put into OUT while the job ran, stops the
 swap (exit 2): that file stays, and so does the finished checkpoint.
+While it runs, a job holds `.OUT.sample-lock` beside OUT (an flock, gone with the process), and a second
+job into the same OUT is refused (exit 2) rather than sharing its checkpoint and staging folders.
 
 The settings are everything that decides the output files but the timings: the model set (its name and a
 hash of its fields and of the content of every file it names, but for the evaluator, which sampling does not
@@ -45,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from repro import samplers
-from repro.atomic import atomic_path, write_text
+from repro.atomic import atomic_path, exclusive, write_text
 from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.diagnostics import summarize
@@ -102,8 +104,17 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
         options["adapt"] = job.adapt
     options.update(job.options)
     settings = job_settings(job, steps, step_size, options)
-    out = Output.prepare(out_dir, settings, replace)  # before any model is converted
+    out = Output.locate(out_dir)  # before any model is converted
+    with exclusive(out.lock, f"output folder {out.folder}"):
+        out.prepare(settings, replace)
+        return _sample_into(out, job, settings, steps, step_size, options)
 
+
+def _sample_into(
+    out: Output, job: SampleJob, settings: dict, steps: int, step_size: float, options: dict
+) -> dict:
+    m = method(job.method)
+    ms = job.models
     judge = None if ms.judge is None else make_judge(ms.judge)  # a bad judge file stops us before sampling
     model = posterior_model(ms, m.objective, m.prior_sigma)
     backend = make_backend(job.backend, model, job.class_index, job.device)
@@ -321,9 +332,15 @@ class Output:
             return []
         return sorted(p for p in self.parent.iterdir() if pattern.match(p.name))
 
+    @property
+    def lock(self) -> Path:
+        """Held for the whole job, so a second run into OUT is refused instead of taking our files."""
+        return self.parent / f".{self.folder.name}.sample-lock"
+
     @classmethod
-    def prepare(cls, out_dir: Path, settings: dict, replace: bool) -> Output:
-        """Refuse an output folder this job must not write; else remove leftovers and return it."""
+    def locate(cls, out_dir: Path) -> Output:
+        """OUT as an absolute path, refused when it can never be written; changes nothing but creating
+        missing parent folders."""
         folder = Path(os.path.abspath(out_dir))
         if folder.is_symlink():
             folder = folder.resolve()  # replace what the link points to, keep the link
@@ -336,6 +353,20 @@ class Output:
         above = next((p for p in folder.parents if p.exists()), None)
         if above is not None and not above.is_dir():
             raise BadInput(f"{where}: {above} is a file, not a folder")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            probe = out._temporary("new")
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as e:
+            raise BadInput(f"{where}: cannot write in {out.parent} ({e.strerror})") from None
+        return out
+
+    def prepare(self, settings: dict, replace: bool) -> None:
+        """Refuse an OUT this job must not write; else remove the leftovers of killed runs. Called with the
+        lock held: a running job's staging folder looks like a leftover."""
+        folder = self.folder
+        where = f"output folder {folder}"
         if folder.is_dir():
             try:
                 entries = sorted(folder.iterdir())
@@ -350,27 +381,19 @@ class Output:
             why = _other_run(folder, settings) if entries and not replace else None
             if why is not None:
                 raise BadInput(f"{where}: holds another run ({why}); pass --replace to replace it")
-        stale_work = out.work.exists()
-        if out.checkpoint.exists():
-            why = _other_checkpoint(out.job_record, settings)
+        stale_work = self.work.exists()
+        if self.checkpoint.exists():
+            why = _other_checkpoint(self.job_record, settings)
             if why is not None and not replace:
                 raise BadInput(
-                    f"{where}: {out.checkpoint} is the checkpoint of an interrupted run ({why}); run that "
+                    f"{where}: {self.checkpoint} is the checkpoint of an interrupted run ({why}); run that "
                     "command again to finish it, or pass --replace to discard it"
                 )
             stale_work = why is not None
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            probe = out._temporary("new")
-            probe.mkdir()
-            probe.rmdir()
-        except OSError as e:
-            raise BadInput(f"{where}: cannot write in {out.parent} ({e.strerror})") from None
-        for path in out.leftovers():
+        for path in self.leftovers():
             _remove(path)
         if stale_work:
-            _remove(out.work)
-        return out
+            _remove(self.work)
 
     def start(self, settings: dict) -> None:
         """Record whose checkpoint the work folder will hold, before the sampler writes one."""

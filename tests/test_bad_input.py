@@ -1,15 +1,21 @@
 """The catalogue of bad input: every case exits 2 (a failed run 1) with one line naming what is wrong, no
 traceback, within seconds, and leaves every input as it was.
 
-Cases elsewhere in the same spirit: manifests (tests/test_manifest_schema.py), `repro sample` outputs and
-resume (tests/test_sample_resume.py), Caffe files (tests/test_caffe_read.py), judge files
-(tests/test_dcgan.py), `repro convert` (tests/test_convert_cli.py).
+Cases elsewhere in the same spirit, beside the fixtures they share: manifests, their fields and the files'
+sha256 (tests/test_manifest_schema.py), `repro sample` outputs, leftovers and resume
+(tests/test_sample_resume.py), nets that convert but would not run (tests/test_convert_runs.py), Caffe
+files (tests/test_caffe_read.py), judge files (tests/test_dcgan.py), `repro convert`
+(tests/test_convert_cli.py), and the seeded fuzz test of the readers (tests/test_fuzz_readers.py).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -145,3 +151,102 @@ def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(files, tmp_p
     err = one_line(capsys, ["convert", str(prototxt), str(caffemodel), "-o", str(out)])
     assert err == f"error: No space left on device: {out}"
     assert not out.exists() and not list(tmp_path.glob(".tiny.onnx.*"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "{path}: the prototxt defines no layers and no inputs"),
+        (
+            'name: "x"\nlayer { name: "a" type: "ReLU" bottom: "d" top: "d" \n',
+            '{path}: prototxt syntax error at line 2: Expected "}". (column 49)',
+        ),
+    ],
+    ids=["empty", "unclosed brace"],
+)
+def test_a_bad_prototxt_says_what_and_where(files, tmp_path, capsys, text, message):
+    _, caffemodel = files
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(text)
+    before = digest(prototxt, caffemodel)
+    err = one_line(capsys, ["convert", str(prototxt), str(caffemodel), "-o", str(tmp_path / "net.onnx")])
+    assert message.replace("{path}", str(prototxt)) in err and "line None" not in err, err
+    assert digest(prototxt, caffemodel) == before and not (tmp_path / "net.onnx").exists()
+
+
+def held(lock: Path):
+    """An flock on `lock` through its own open file, as a second repro process would hold it."""
+    f = open(lock, "a+")  # noqa: SIM115 (closed by the caller)
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return f
+
+
+def test_a_second_sample_into_a_busy_folder_is_refused(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["sample", "--models", str(tiny), "--class", "1", "--method", "map", "--steps", "3"]
+    argv += ["--chains", "2", "--no-parity-check", "-o", str(out)]
+    lock = held(tmp_path / ".out.sample-lock")
+    try:
+        err = one_line(capsys, argv)
+    finally:
+        lock.close()
+    assert err.startswith(f"error: output folder {out}: another repro process") and "is writing it" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.sample-lock"]  # nothing else touched
+    assert main(argv) == 0  # the holder gone, the same command runs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # and its lock goes with it
+
+
+def test_a_second_report_into_a_busy_folder_is_refused(tiny, tmp_path, capsys):
+    out = tmp_path / "report"
+    out.mkdir()
+    lock = held(out / ".report-lock")
+    try:
+        err = one_line(
+            capsys,
+            [
+                "report",
+                "--models",
+                str(tiny),
+                "--classes",
+                "0",
+                "--chains",
+                "2",
+                "--budget",
+                "0.002",
+                "-o",
+                str(out),
+            ],
+        )
+    finally:
+        lock.close()
+    assert f"output folder {out}: another repro process" in err
+    assert not list((out / "cells").glob("*.npz")) and not (out / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_sample_killed_by_sigkill_resumes_to_the_uninterrupted_files(tiny, tmp_path):
+    """A real SIGKILL of a `repro sample` process mid-run (not an exception standing in for one): the same
+    command again continues from the checkpoint to files bit-identical to an uninterrupted run."""
+    from tests.test_sample_resume import assert_same, outputs
+
+    def argv(out: Path) -> list[str]:
+        return [
+            "sample", "--models", str(tiny), "--class", "1", "--method", "mala", "--chains", "3",
+            "--steps", "6000", "--no-parity-check", "-o", str(out),
+        ]  # fmt: skip
+
+    whole = tmp_path / "whole"
+    assert main(argv(whole)) == 0
+    out = tmp_path / "killed"
+    checkpoint = tmp_path / ".killed.sample-work" / "checkpoint.npz"
+    code = "import sys; from repro.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv(out)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(30) == -signal.SIGKILL, "the run ended before it could be killed mid-way"
+    assert checkpoint.exists() and not out.exists()
+    assert main(argv(out)) == 0
+    assert_same(outputs(out), outputs(whole))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed", "whole"]  # work folder and lock gone

@@ -76,7 +76,9 @@ def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
     cached = None
     if use_cache and files.prototxt is not None:
         cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.onnx"
-        if cached.exists():
+        # Without its sidecar an entry is still being written (another process converting the same files
+        # writes the entry, then the sidecar): convert too, quietly, rather than call it damaged.
+        if cached.exists() and _sidecar(cached).exists():
             model = _load_entry(cached)
             if model is not None:
                 return model

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.atomic import write_text
+from repro.atomic import exclusive, write_text
 from repro.errors import BadInput, ReproError
 from repro.modelsets import ModelSet, resolve
 from repro.report import figures
@@ -58,45 +58,46 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
     executor = Executor(ms, plan, opts.backend, opts.device, opts.progress)
     executor.metrics  # noqa: B018  load the judge and evaluator now: a bad file must stop us before sampling
     check_output_folder(out_dir)
-    cells, counts = run_plan(executor, out_dir)
-    reference = reference_metrics(ms, executor.metrics, plan.classes, max(chains, 4))
-    figs = _figures(plan, ms.class_names, cells, reference, out_dir)
-    if reference is not None:
-        reference = {k: v for k, v in reference.items() if k != "examples"}
+    with exclusive(out_dir / ".report-lock", f"output folder {out_dir}"):  # one report per folder
+        cells, counts = run_plan(executor, out_dir)
+        reference = reference_metrics(ms, executor.metrics, plan.classes, max(chains, 4))
+        figs = _figures(plan, ms.class_names, cells, reference, out_dir)
+        if reference is not None:
+            reference = {k: v for k, v in reference.items() if k != "examples"}
 
-    settings = {
-        "chains": chains,
-        "budget": budget,
-        "seed": opts.seed,
-        "map_steps": opts.map_steps,
-        "backend": opts.backend,
-        "device": opts.device,
-        "quick": opts.quick,
-    }
-    results = build_results(
-        models={
-            "name": ms.name,
-            "id": models_id(ms),
-            "n_classes": n_classes,
-            **executor.metrics.describe(),
-        },
-        plan=plan,
-        class_names=ms.class_names,
-        settings=settings,
-        cell_metas=[c.meta for c in cells],
-        counts=counts,
-        wall_seconds=time.perf_counter() - started,
-        reference=reference,
-        figures=figs,
-        versions=versions(),
-    )
-    errors = schema_errors(results)
-    if errors:
-        raise ReproError("metrics.json would not follow its schema: " + "; ".join(errors[:5]))
-    write_text(out_dir / "metrics.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
-    blocks = build_document(results)
-    write_text(out_dir / "report.md", render_markdown(blocks))
-    write_text(out_dir / "index.html", render_html(blocks, out_dir))
+        settings = {
+            "chains": chains,
+            "budget": budget,
+            "seed": opts.seed,
+            "map_steps": opts.map_steps,
+            "backend": opts.backend,
+            "device": opts.device,
+            "quick": opts.quick,
+        }
+        results = build_results(
+            models={
+                "name": ms.name,
+                "id": models_id(ms),
+                "n_classes": n_classes,
+                **executor.metrics.describe(),
+            },
+            plan=plan,
+            class_names=ms.class_names,
+            settings=settings,
+            cell_metas=[c.meta for c in cells],
+            counts=counts,
+            wall_seconds=time.perf_counter() - started,
+            reference=reference,
+            figures=figs,
+            versions=versions(),
+        )
+        errors = schema_errors(results)
+        if errors:
+            raise ReproError("metrics.json would not follow its schema: " + "; ".join(errors[:5]))
+        write_text(out_dir / "metrics.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
+        blocks = build_document(results)
+        write_text(out_dir / "report.md", render_markdown(blocks))
+        write_text(out_dir / "index.html", render_html(blocks, out_dir))
     return results
 
 
