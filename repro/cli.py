@@ -12,6 +12,7 @@ import click
 from repro.dcgan.preprocess import PRESETS
 from repro.errors import ReproError
 from repro.images import FILE_FORMATS
+from repro.report.executors import EXECUTORS
 from repro.runtime import BACKENDS, DEVICES
 from repro.samplers.methods import METHODS
 
@@ -351,6 +352,26 @@ def sample(
 @click.option("--rows", default=None, help="comma-separated row keys [default: all], e.g. map-clip,mala")
 @click.option("--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    type=click.Choice(list(EXECUTORS)),
+    help="where the sampler calls run: this process, or Ray tasks (pip install -e '.[ray]')",
+)
+@click.option(
+    "--address", default=None, help="with --executor ray: join this Ray cluster [default: a local Ray]"
+)
+@click.option("--cpus-per-task", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--gpus-per-task",
+    default=None,
+    type=click.FloatRange(min=0),
+    help="GPUs a Ray task asks for, fractions allowed [default: 1 with --device cuda, else 0]",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="print the cells, gradient counts and an estimated time; run nothing"
+)
 @scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def report(
@@ -364,6 +385,11 @@ def report(
     rows,
     backend,
     device,
+    executor,
+    address,
+    cpus_per_task,
+    gpus_per_task,
+    dry_run,
     out_dir,
     **scorers,
 ) -> None:
@@ -371,7 +397,8 @@ def report(
     from pathlib import Path
 
     from repro.errors import BadInput
-    from repro.report.build import ReportOptions, make_report
+    from repro.report.build import ReportOptions, make_report, plan_report
+    from repro.report.executors import ExecutorOptions
 
     try:
         class_list = [int(k) for k in classes.split(",")] if classes else None
@@ -388,7 +415,15 @@ def report(
         rows=rows.split(",") if rows else None,
         backend=backend,
         device=device,
+        executor=executor,
+        executor_options=ExecutorOptions(address, cpus_per_task, gpus_per_task),
     )
+    if dry_run:
+        from repro.report.estimate import describe, estimate
+
+        ms, plan = plan_report(opts)
+        click.echo(describe(estimate(ms, plan, backend, device), backend, device))
+        return
     results = make_report(opts, Path(out_dir))
     verdicts = ", ".join(f"{c['number']}: {c['verdict']}" for c in results["claims"])
     click.echo(f"claims {verdicts}")

@@ -14,13 +14,14 @@ from repro.errors import BadInput, ReproError
 from repro.modelsets import ModelSet, resolve
 from repro.report import figures
 from repro.report.document import build_document
+from repro.report.executors import ExecutorOptions, make_executor
 from repro.report.html import render_html
 from repro.report.markdown import render_markdown
 from repro.report.metrics import METRICS
-from repro.report.plan import DGN_STEPS, make_plan, models_id
+from repro.report.plan import DGN_STEPS, Plan, make_plan, models_id
 from repro.report.reference import reference_metrics
 from repro.report.results import build_results, schema_errors, table2_rows
-from repro.report.run import Executor, run_plan
+from repro.report.run import Worker, run_plan
 from repro.report.stats import Stat, collect, stat
 from repro.versions import versions
 
@@ -41,11 +42,12 @@ class ReportOptions:
     backend: str = "ort"
     device: str = "cpu"
     progress: bool = True
+    executor: str = "local"  # a key of repro.report.executors.EXECUTORS
+    executor_options: ExecutorOptions = ExecutorOptions()
 
 
-def make_report(opts: ReportOptions, out_dir: Path) -> dict:
-    """Build the whole report in out_dir; return the metrics.json record."""
-    started = time.perf_counter()
+def plan_report(opts: ReportOptions) -> tuple[ModelSet, Plan]:
+    """The model set and the plan the options ask for (what --dry-run prices and make_report runs)."""
     ms = opts.models if isinstance(opts.models, ModelSet) else resolve(opts.models)
     n_classes = len(ms.class_names)
     classes = opts.classes or list(range(min(QUICK["classes"], n_classes) if opts.quick else n_classes))
@@ -53,14 +55,23 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
         raise BadInput(f"--classes lists a class twice: {classes}")
     chains = opts.chains or (QUICK if opts.quick else FULL)["chains"]
     budget = opts.budget or (QUICK if opts.quick else FULL)["budget"]
-    plan = make_plan(ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows)
+    return ms, make_plan(ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows)
 
-    executor = Executor(ms, plan, opts.backend, opts.device, opts.progress)
-    executor.metrics  # noqa: B018  load the judge and evaluator now: a bad file must stop us before sampling
+
+def make_report(opts: ReportOptions, out_dir: Path) -> dict:
+    """Build the whole report in out_dir; return the metrics.json record."""
+    started = time.perf_counter()
+    ms, plan = plan_report(opts)
+    n_classes = len(ms.class_names)
+    chains, budget = plan.chains, plan.budget
+
+    worker = Worker(ms, plan, opts.backend, opts.device, opts.progress)
+    worker.metrics  # noqa: B018  load the judge and evaluator now: a bad file must stop us before sampling
+    executor = make_executor(opts.executor, opts.executor_options, opts.device)
     check_output_folder(out_dir)
     with exclusive(out_dir / ".report-lock", f"output folder {out_dir}"):  # one report per folder
-        cells, counts = run_plan(executor, out_dir)
-        reference = reference_metrics(ms, executor.metrics, plan.classes, max(chains, 4))
+        cells, counts = run_plan(worker, out_dir, executor)
+        reference = reference_metrics(ms, worker.metrics, plan.classes, max(chains, 4))
         figs = _figures(plan, ms.class_names, cells, reference, out_dir)
         if reference is not None:
             reference = {k: v for k, v in reference.items() if k != "examples"}
@@ -79,7 +90,7 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
                 "name": ms.name,
                 "id": models_id(ms),
                 "n_classes": n_classes,
-                **executor.metrics.describe(),
+                **worker.metrics.describe(),
             },
             plan=plan,
             class_names=ms.class_names,

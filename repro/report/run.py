@@ -8,6 +8,10 @@ so such a row always runs whole: running only its missing classes would hand the
 keys promise. Rows that run one class per call (Row.batches_classes says which) use streams j. Long calls
 also checkpoint the sampler, so an interrupted report resumes mid-row. What is measured on each cell is the
 table of repro.report.metrics.
+
+The work is cut into units (`Unit`: one sampler call, a row's batch of classes), which a `Worker` runs; the
+executors of repro.report.executors decide where units run (this process, or Ray tasks). A unit's numbers
+depend only on the unit, never on where it ran or what ran before it.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from repro import samplers
 from repro.errors import BadInput
@@ -31,6 +35,9 @@ from repro.runtime import Backend, make_backend
 from repro.samplers import checkpoint as npz_record
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import METHODS
+
+if TYPE_CHECKING:
+    from repro.report.executors import Executor
 
 CELL_VERSION = 1
 
@@ -69,8 +76,36 @@ def save_cell(path: Path, data: CellData) -> None:
     )
 
 
-class Executor:
-    """Holds what rows share: the posterior backends (one per objective) and the image metrics."""
+@dataclass(frozen=True)
+class Unit:
+    """One sampler call: a row and the cells it runs together (all its classes, or one class)."""
+
+    row: Row
+    cells: tuple[Cell, ...]
+
+    @property
+    def label(self) -> str:
+        return self.row.key if len(self.cells) > 1 else f"{self.row.key} class {self.cells[0].class_index}"
+
+
+def pending_units(plan: Plan, found: dict[str, CellData | None]) -> list[Unit]:
+    """The units that make the missing cells: a row that batches its classes runs whole (its streams follow
+    batch positions), other rows one unit per missing class."""
+    units = []
+    for row in plan.rows:
+        cells = [c for c in plan.cells if c.row.key == row.key]
+        missing = [c for c in cells if found[c.key] is None]
+        if not missing:
+            continue
+        if row.batches_classes:
+            units.append(Unit(row, tuple(cells)))
+        else:
+            units.extend(Unit(row, (c,)) for c in missing)
+    return units
+
+
+class Worker:
+    """Runs units; holds what they share: the posterior backends (one per objective) and the image metrics."""
 
     def __init__(
         self, ms: ModelSet, plan: Plan, backend: str = "ort", device: str = "cpu", progress: bool = True
@@ -104,15 +139,10 @@ class Executor:
             self._upper = samplers.load_bounds(self.ms.clip_bounds, code_size)
         return self._upper
 
-    def run_row(self, row: Row, out_dir: Path, pending: set[str]) -> list[CellData]:
-        """Run the row's pending cells: all classes in one batch where the row allows it (then the whole
-        row, since streams follow batch positions), else one class per call; measure and save each cell."""
-        cells = [c for c in self.plan.cells if c.row.key == row.key]
-        batches = [cells] if row.batches_classes else [[c] for c in cells if c.key in pending]
-        return [data for batch in batches for data in self._run_batch(row, batch, out_dir)]
-
-    def _run_batch(self, row: Row, cells: list[Cell], out_dir: Path) -> list[CellData]:
+    def run_unit(self, unit: Unit, out_dir: Path) -> list[CellData]:
+        """Sample the unit's chains in one call; measure and save each of its cells."""
         plan = self.plan
+        row, cells = unit.row, unit.cells
         backend = self.backend(row)
         backend.classes = (
             cells[0].class_index
@@ -203,16 +233,15 @@ def _chains_of(result, chains: slice):
     )
 
 
-def run_plan(executor: Executor, out_dir: Path) -> tuple[list[CellData], dict]:
-    """All cells of the plan, loading finished ones; returns them and counts of cells run and reused."""
-    plan = executor.plan
+def run_plan(worker: Worker, out_dir: Path, executor: Executor) -> tuple[list[CellData], dict]:
+    """All cells of the plan, loading finished ones and running the rest on `executor`; returns them and
+    counts of cells run and reused."""
+    plan = worker.plan
     found = {c.key: load_cell(cell_path(out_dir, c)) for c in plan.cells}
-    todo = [r for r in plan.rows if any(found[c.key] is None for c in plan.cells if c.row.key == r.key)]
+    units = pending_units(plan, found)
     ran = 0
-    for row in tqdm(todo, desc="report rows", disable=not executor.progress or not todo, unit="row"):
-        pending = {c.key for c in plan.cells if found[c.key] is None}
-        for data in executor.run_row(row, out_dir, pending):
-            found[data.meta["key"]] = data
-            ran += 1
+    for data in executor.run(worker, units, out_dir):
+        found[data.meta["key"]] = data
+        ran += 1
     cells = [found[c.key] for c in plan.cells]
     return cells, {"run": ran, "reused": len(cells) - ran}

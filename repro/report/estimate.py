@@ -1,0 +1,136 @@
+"""`repro report --dry-run`: what a report would run and about how long it would take, before it runs.
+
+A full paper grid on the full-size models is hours of sampling; a user should see the cost first. The cost
+is counted exactly (every unit's sampler iterations × its kernel's gradients per iteration) and priced by
+timing the chosen backend's value-and-grad call at each batch size the units use, on this machine. It
+leaves out what costs little beside sampling (judge and evaluator scoring, figures) and the extra
+evaluations of clipped steps, which depend on the chains.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from repro.posterior import posterior_model
+from repro.report.plan import Plan
+from repro.report.run import Unit, pending_units
+from repro.runtime import make_backend
+from repro.samplers.methods import METHODS
+
+
+@dataclass(frozen=True)
+class RowCost:
+    key: str
+    label: str
+    cells: int
+    calls: int  # sampler calls (units)
+    batch: int  # chains per call
+    iterations: int  # per call
+    gradients_per_chain: int
+    gradients: int  # all chains of all calls
+    seconds: float  # estimated wall time, one call after the other
+
+
+@dataclass(frozen=True)
+class Estimate:
+    rows: list[RowCost]
+    seconds_per_call: dict[tuple[str, int], float]  # (objective, batch) → measured median
+
+    @property
+    def gradients(self) -> int:
+        return sum(r.gradients for r in self.rows)
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self.rows)
+
+
+def _objective(unit: Unit) -> tuple[str, float | None]:
+    m = METHODS[unit.row.method]
+    return m.objective, m.prior_sigma
+
+
+def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats: int = 3) -> Estimate:
+    """The plan's cost, every cell counted as still to run."""
+    units = pending_units(plan, {c.key: None for c in plan.cells})
+    sizes = sorted({(_objective(u), plan.chains * len(u.cells)) for u in units})
+    timed: dict[tuple[str, int], float] = {}
+    for objective in dict.fromkeys(o for o, _ in sizes):
+        target = make_backend(backend, posterior_model(ms, *objective), 0, device)
+        for o, batch in sizes:
+            if o == objective:
+                timed[(objective[0], batch)] = _seconds_per_call(target, batch, repeats)
+        del target
+    costs = []
+    for row in plan.rows:
+        mine = [u for u in units if u.row.key == row.key]
+        kernel = METHODS[row.method].kernel
+        per_iteration = kernel.gradients_per_step(**row.options)
+        batch = plan.chains * len(mine[0].cells)
+        calls = len(mine)
+        per_call = timed[(_objective(mine[0])[0], batch)]
+        costs.append(
+            RowCost(
+                row.key,
+                row.label,
+                sum(len(u.cells) for u in mine),
+                calls,
+                batch,
+                row.steps,
+                row.steps * per_iteration,
+                row.steps * per_iteration * batch * calls,
+                calls * row.steps * per_iteration * per_call,
+            )
+        )
+    return Estimate(costs, timed)
+
+
+def _seconds_per_call(backend, batch: int, repeats: int) -> float:
+    z = np.random.default_rng(0).standard_normal((batch, backend.code_size)).astype(np.float32)
+    backend.classes = 0
+    backend.value_and_grad(z)  # warm-up: allocations, kernel selection
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        backend.value_and_grad(z)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def describe(est: Estimate, backend: str, device: str) -> str:
+    """The estimate as a text table, with the measured call times it rests on."""
+    lines = [
+        f"{'row':<16} {'cells':>5} {'calls':>5} {'batch':>5} {'iters':>6} {'grads/chain':>11} "
+        f"{'gradients':>12} {'est. time':>10}"
+    ]
+    for r in est.rows:
+        lines.append(
+            f"{r.key:<16} {r.cells:>5} {r.calls:>5} {r.batch:>5} {r.iterations:>6} "
+            f"{r.gradients_per_chain:>11,} {r.gradients:>12,} {_duration(r.seconds):>10}"
+        )
+    lines.append(
+        f"{'all':<16} {sum(r.cells for r in est.rows):>5} {'':>5} {'':>5} {'':>6} {'':>11} "
+        f"{est.gradients:>12,} {_duration(est.seconds):>10}"
+    )
+    timing = ", ".join(
+        f"{o} batch {b}: {s * 1e3:.1f} ms" for (o, b), s in sorted(est.seconds_per_call.items())
+    )
+    lines.append(
+        f"priced by one value-and-grad call ({backend} on {device}, median, this machine): {timing}. "
+        "One call after the other, as --executor local runs them; with Ray, about this divided by the "
+        "number of tasks running at once. Scoring, figures and extra evaluations of clipped steps are "
+        "not counted."
+    )
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
