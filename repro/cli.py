@@ -174,8 +174,9 @@ def models() -> None:
     help="finite-difference directions (the independent check: at least one)",
 )
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
 @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
-def parity(models_spec, batch, class_index, directions, seed, as_json) -> None:
+def parity(models_spec, batch, class_index, directions, seed, device, as_json) -> None:
     """Forward and gradient parity: ORT-VJP vs torch autograd vs float64 finite differences."""
     import json
 
@@ -191,12 +192,17 @@ def parity(models_spec, batch, class_index, directions, seed, as_json) -> None:
     model = posterior_model(ms)
     code_size = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
     z = np.abs(np.random.default_rng(seed).standard_normal((batch, code_size))).astype(np.float32)
-    checks = run_parity(model, class_index, z, n_directions=directions, seed=seed)
+    checks = run_parity(model, class_index, z, n_directions=directions, seed=seed, device=device)
     if as_json:
-        click.echo(
-            json.dumps({"models": ms.name, "batch": batch, "checks": [c.as_dict() for c in checks]}, indent=2)
-        )
+        record = {
+            "models": ms.name,
+            "batch": batch,
+            "device": device,
+            "checks": [c.as_dict() for c in checks],
+        }
+        click.echo(json.dumps(record, indent=2))
     else:
+        click.echo(f"computed on: {checks[0].devices}")
         for c in checks:
             click.echo(f"{'PASS' if c.passed else 'FAIL'}  {c.error:.2e} <= {c.tolerance:.0e}  {c.name}")
     failed = [c for c in checks if not c.passed]
@@ -370,6 +376,13 @@ def sample(
     help="GPUs a Ray task asks for, fractions allowed [default: 1 with --device cuda, else 0]",
 )
 @click.option(
+    "--real-images",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="DIR/<class index>/ image files: real images for KID, FD, precision and recall "
+    "[default: the embedded set draws its own]",
+)
+@click.option(
     "--dry-run", is_flag=True, help="print the cells, gradient counts and an estimated time; run nothing"
 )
 @scorer_options
@@ -389,11 +402,13 @@ def report(
     address,
     cpus_per_task,
     gpus_per_task,
+    real_images,
     dry_run,
     out_dir,
     **scorers,
 ) -> None:
     """Reproduce the paper's comparison: every method on every class, metrics, claims, figures, HTML."""
+    import dataclasses
     from pathlib import Path
 
     from repro.errors import BadInput
@@ -404,8 +419,11 @@ def report(
         class_list = [int(k) for k in classes.split(",")] if classes else None
     except ValueError:
         raise BadInput(f"--classes: expected comma-separated integers, got {classes!r}") from None
+    ms = resolve_models(models_spec, **scorers)
+    if real_images is not None:
+        ms = dataclasses.replace(ms, real_images=Path(real_images))
     opts = ReportOptions(
-        models=resolve_models(models_spec, **scorers),
+        models=ms,
         classes=class_list,
         chains=chains,
         budget=budget,

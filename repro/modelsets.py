@@ -46,6 +46,9 @@ class ModelSet:
     evaluator: NetFiles | None = None
     mean_bgr: list[float] = field(default_factory=lambda: [104.0, 117.0, 123.0])
     manifest: dict = field(default_factory=dict)
+    real_images: Path | None = (
+        None  # DIR/<class index>/ image files (`--real-images`), see evaluate.real_images
+    )
 
     def start_step(self, method: Method) -> float:
         """The published run's start step on this set (the field the method's table entry names)."""

@@ -7,6 +7,7 @@ gradient code at all). Every threshold is part of the result, so a report shows 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ class Check:
     name: str
     error: float
     tolerance: float
+    devices: str = ""  # where the compared numbers were computed, e.g. "CUDAExecutionProvider, cuda"
 
     @property
     def passed(self) -> bool:
@@ -75,14 +77,20 @@ def finite_differences(
     return checks
 
 
-def run_parity(posterior, classes, z: np.ndarray, *, n_directions: int = 3, seed: int = 0) -> list[Check]:
+def run_parity(
+    posterior, classes, z: np.ndarray, *, n_directions: int = 3, seed: int = 0, device: str = "cpu"
+) -> list[Check]:
     """All checks on one batch of codes `z` for the given posterior graph: the ORT-VJP graph is the code
-    under test, torch autograd and a float64 torch forward the independent references."""
-    ort_b = make_backend("ort", posterior, classes)
-    torch_b = make_backend("torch", posterior, classes)
+    under test, torch autograd and a float64 torch forward the independent references. On `device`
+    "cuda" every backend runs there where it can (ORT and torch fall back to the CPU, and say so in
+    `devices`)."""
+    ort_b = make_backend("ort", posterior, classes, device)
+    torch_b = make_backend("torch", posterior, classes, device)
     checks = cross_check(ort_b, torch_b, z)
+    where = f"{ort_b.device}, {torch_b.device}"
     del torch_b
     if n_directions:
-        torch64 = TorchBackend(posterior, classes, dtype=torch.float64)
+        torch64 = TorchBackend(posterior, classes, device=device, dtype=torch.float64)
         checks += finite_differences(ort_b, torch64, z, n_directions, seed)
-    return checks
+        where += f", float64 {torch64.device}"
+    return [dataclasses.replace(c, devices=where) for c in checks]

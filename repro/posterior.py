@@ -23,6 +23,28 @@ from repro.onnx_versions import IR_VERSION, OPSET
 OBJECTIVES = ("logit", "log_softmax")
 
 
+@dataclass(frozen=True, eq=False)
+class GaussianPrior:
+    """N(mean, diag(std²)) on z, fitted to the codes of real images (beyond the paper, whose N(0, I) holds
+    ‖z‖ near √D while real fc6 codes have per-unit std ≈ 4). `source` says how it was fitted; every result
+    that uses it names it."""
+
+    mean: np.ndarray  # [D]
+    std: np.ndarray  # [D], > 0
+    source: str
+
+    def describe(self) -> dict:
+        return {
+            "kind": "fitted Gaussian",
+            "source": self.source,
+            "mean_of_means": float(np.mean(self.mean)),
+            "mean_of_stds": float(np.mean(self.std)),
+        }
+
+
+Prior = float | GaussianPrior | None  # σ of N(0, σ²I), a fitted Gaussian, or no prior term (DGN-AM)
+
+
 @dataclass(frozen=True)
 class PosteriorSpec:
     """How the generator and classifier ONNX graphs are joined and what is being maximised/sampled."""
@@ -34,7 +56,7 @@ class PosteriorSpec:
     crop_size: int  # classifier input size (227 for CaffeNet, 224 GoogLeNet)
     crop_offset: int  # top-left offset of the centre crop (14 for 256→227, 16 for 256→224)
     objective: str = "log_softmax"  # "logit" (DGN-AM's a_k) or "log_softmax" (the paper's log p(k|x))
-    prior_sigma: float | None = 1.0  # N(0, σ²I) prior on z; None: no prior term
+    prior: Prior = 1.0  # on z: σ of N(0, σ²I), a fitted GaussianPrior, or None (no prior term)
 
 
 def _value_shape(model: onnx.ModelProto, name: str) -> list[int | str]:
@@ -71,8 +93,12 @@ def build_posterior(
     """
     if spec.objective not in OBJECTIVES:
         raise BadInput(f"objective must be one of {', '.join(OBJECTIVES)}, got {spec.objective!r}")
-    if spec.prior_sigma is not None and not spec.prior_sigma > 0:
-        raise BadInput(f"prior sigma must be positive, got {spec.prior_sigma}")
+    prior = spec.prior
+    if isinstance(prior, GaussianPrior):
+        if not (np.all(np.isfinite(prior.mean)) and np.all(prior.std > 0) and np.all(np.isfinite(prior.std))):
+            raise BadInput(f"prior ({prior.source}): every std must be finite and > 0, and every mean finite")
+    elif prior is not None and not prior > 0:
+        raise BadInput(f"prior sigma must be positive, got {prior}")
     gen_in = _value_shape(generator, spec.gen_input)
     gen_out = _value_shape(generator, spec.gen_output)
     cls_out = _value_shape(classifier, spec.cls_logits)
@@ -122,12 +148,30 @@ def build_posterior(
             "ReduceSum", ["class_scores", "axis1"], ["objective"], keepdims=0, name="posterior/objective"
         )
     )
-    if spec.prior_sigma is None:
+    if prior is None:
         nodes.append(helper.make_node("Identity", ["objective"], ["logp"], name="posterior/logp"))
     else:
-        const.append(numpy_helper.from_array(np.array(-0.5 / spec.prior_sigma**2, np.float32), "prior_coeff"))
+        centred = "z"
+        if isinstance(prior, GaussianPrior):
+            if prior.mean.shape != (code_size,) or prior.std.shape != (code_size,):
+                raise BadInput(
+                    f"prior ({prior.source}): expected mean and std of {code_size} units, "
+                    f"got {prior.mean.shape} and {prior.std.shape}"
+                )
+            const += [
+                numpy_helper.from_array(prior.mean.astype(np.float32), "prior_mean"),
+                numpy_helper.from_array((1.0 / prior.std).astype(np.float32), "prior_inv_std"),
+                numpy_helper.from_array(np.array(-0.5, np.float32), "prior_coeff"),
+            ]
+            nodes += [
+                helper.make_node("Sub", ["z", "prior_mean"], ["z_off"], name="posterior/z_off"),
+                helper.make_node("Mul", ["z_off", "prior_inv_std"], ["z_std"], name="posterior/z_std"),
+            ]
+            centred = "z_std"
+        else:
+            const.append(numpy_helper.from_array(np.array(-0.5 / prior**2, np.float32), "prior_coeff"))
         nodes += [
-            helper.make_node("Mul", ["z", "z"], ["z_sq"], name="posterior/z_sq"),
+            helper.make_node("Mul", [centred, centred], ["z_sq"], name="posterior/z_sq"),
             helper.make_node(
                 "ReduceSum", ["z_sq", "axis1"], ["z_sq_sum"], keepdims=0, name="posterior/z_sq_sum"
             ),
@@ -181,7 +225,7 @@ class PosteriorParts(Protocol):
 
 
 def posterior_model(
-    parts: PosteriorParts, objective: str = "log_softmax", prior_sigma: float | None = 1.0
+    parts: PosteriorParts, objective: str = "log_softmax", prior: Prior = 1.0
 ) -> onnx.ModelProto:
     """The forward posterior graph of a model set's generator and classifier, converted (and cached)."""
     spec = PosteriorSpec(
@@ -192,6 +236,6 @@ def posterior_model(
         crop_size=parts.crop_size,
         crop_offset=parts.crop_offset,
         objective=objective,
-        prior_sigma=prior_sigma,
+        prior=prior,
     )
     return build_posterior(convert_net(parts.generator), convert_net(parts.classifier), spec)

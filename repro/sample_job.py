@@ -208,9 +208,9 @@ def _sample_into(
 # ---- the job's identity ----------------------------------------------------------------------------------
 
 # Not part of a model set's identity: where it came from (root, manifest: their content is in the other
-# fields), what `repro sample` never uses (evaluator), and its clip bounds, which count (by content) in the
-# options of the clipped methods that use them.
-_NOT_IDENTITY = ("root", "manifest", "evaluator", "clip_bounds")
+# fields), what `repro sample` never uses (evaluator, real images), and its clip bounds, which count (by
+# content) in the options of the clipped methods that use them.
+_NOT_IDENTITY = ("root", "manifest", "evaluator", "clip_bounds", "real_images")
 
 
 def job_settings(job: SampleJob, steps: int, step_size: float, options: dict) -> dict:

@@ -125,12 +125,28 @@ def write_tiny_set(root: Path) -> Path:
 
 
 QUICK_ARGS = ["--quick", "--chains", "2", "--budget", "0.01", "--map-steps", "20"]
-ROW_KEYS = ["map-clip", "map", "map-long", "mala-clip", "mala-clip-da", "mala", "mala-da", "hmc", "hmc-da"]
+ROW_KEYS = [
+    "map-clip",
+    "map",
+    "map-long",
+    "mala-clip",
+    "mala-clip-da",
+    "mala",
+    "mala-da",
+    "hmc",
+    "hmc-da",
+    "mala-released",
+    "hmc-released",
+]
 METRIC_KEYS = {
     "judge_log_p_real",
     "target_confidence",
     "evaluator_accuracy",
     "diversity",
+    "kid",
+    "fd",
+    "precision",
+    "recall",
     "pixels_at_clip",
     "hsv_saturation",
     "code_beyond_bounds",
@@ -267,14 +283,14 @@ def test_metrics_json_follows_the_documented_schema(tiny_report):
         assert c["rule"] and c["evidence"] and c["claim"]
     assert r["reference"] is None  # the tiny set has no data set to draw real images from
     assert set(r["figures"].values()) == set(FIGURES)
-    assert r["cells"] == {"total": 27, "run": 27, "reused": 0}
+    assert r["cells"] == {"total": 33, "run": 33, "reused": 0}
     assert isinstance(r["wall_seconds"], float) and r["wall_seconds"] > 0
     assert "paper's equations" in r["sampler_variant"]
 
 
 def test_a_rerun_reuses_every_cell(tiny_report):
     r, first = tiny_report["again"], tiny_report["first"]
-    assert r["cells"] == {"total": 27, "run": 0, "reused": 27}
+    assert r["cells"] == {"total": 33, "run": 0, "reused": 33}
     assert r["rows"] == first["rows"] and r["claims"] == first["claims"]
     assert tiny_report["cells_untouched"]
 

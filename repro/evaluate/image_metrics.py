@@ -7,9 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from repro.evaluate.judges import make_judge
+from repro.evaluate.real_images import available, real_images
 from repro.evaluate.sessions import caffe_session, centre_crop
 from repro.images import DISPLAY_CLIP, to_display
 from repro.modelsets import ModelSet
+
+# Real images per class the feature-space metrics compare with (a folder may hold fewer; all are used).
+REAL_POOL = 64
 
 
 class ImageMetrics:
@@ -30,11 +34,26 @@ class ImageMetrics:
         self._cls_in = ms.classifier.blobs["input"]
         self._cls_out = ms.classifier.blobs["logits"]
         self._cls = None  # built on first use: the posterior graph already holds the classifier
+        self._real: dict[int, np.ndarray | None] = {}
 
     @property
     def has(self) -> dict[str, bool]:
-        """Which optional scorers the set has: "judge", "evaluator"."""
-        return {"judge": self.judge is not None, "evaluator": self._eval is not None}
+        """Which optional scorers the set has: "judge", "evaluator", and "real" (the evaluator and real
+        images to compare with in its feature space)."""
+        evaluator = self._eval is not None
+        return {
+            "judge": self.judge is not None,
+            "evaluator": evaluator,
+            "real": evaluator and available(self.ms),
+        }
+
+    def real_features(self, class_index: int) -> np.ndarray | None:
+        """Evaluator features [n, F] of REAL_POOL real images of the class (as saved), computed once; None
+        when the set has no real images of that class."""
+        if class_index not in self._real:
+            images = real_images(self.ms, class_index, REAL_POOL, stream=1)
+            self._real[class_index] = None if images is None else self.evaluator_outputs(as_saved(images))[1]
+        return self._real[class_index]
 
     def describe(self) -> dict:
         ev = self.ms.evaluator

@@ -17,6 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
+from repro.evaluate import feature_metrics
 from repro.evaluate.image_metrics import (
     ImageMetrics,
     as_saved,
@@ -76,7 +77,9 @@ class Metric:
     on: str  # "saved image", "generator output", "code" or "run": what `compute` reads
     compute: Callable[[Subject], list[float] | float]
     plotted: bool = True  # shown in the bar charts
-    needs: str | None = None  # an optional scorer it needs: "judge" or "evaluator"
+    needs: str | None = (
+        None  # what optional it needs: "judge", "evaluator", or "real" (evaluator + real images)
+    )
 
     def applies(self, s: Subject) -> bool:
         if self.needs is not None and not s.scorers.has[self.needs]:
@@ -131,6 +134,35 @@ def _evaluator_accuracy(s: Subject) -> list[float]:
 @metric("diversity", "diversity (evaluator features)", "class", True, "saved image", needs="evaluator")
 def _diversity(s: Subject) -> float:
     return diversity(s.evaluator[1])
+
+
+def _against_real(s: Subject, fn: Callable[[np.ndarray, np.ndarray], float]) -> float:
+    """fn(this class's evaluator features, the real pool's). For real images drawn from the very folder the
+    pool comes from the comparison would be with themselves, so it is left empty (nan) there."""
+    real = s.scorers.real_features(s.class_index)
+    if real is None or (s.z is None and s.scorers.ms.real_images is not None):
+        return NAN
+    return fn(s.evaluator[1], real)
+
+
+@metric("kid", "KID vs real images (evaluator features)", "class", False, "saved image", needs="real")
+def _kid(s: Subject) -> float:
+    return _against_real(s, feature_metrics.kid)
+
+
+@metric("fd", "Fréchet distance vs real (evaluator features)", "class", False, "saved image", needs="real")
+def _fd(s: Subject) -> float:
+    return _against_real(s, feature_metrics.frechet_distance)
+
+
+@metric("precision", "k-NN precision vs real", "class", True, "saved image", needs="real")
+def _precision(s: Subject) -> float:
+    return _against_real(s, lambda x, y: feature_metrics.precision_recall(x, y)[0])
+
+
+@metric("recall", "k-NN recall vs real", "class", True, "saved image", needs="real")
+def _recall(s: Subject) -> float:
+    return _against_real(s, lambda x, y: feature_metrics.precision_recall(x, y)[1])
 
 
 @metric("pixels_at_clip", "pixels at display clip", "chain", False, "generator output")

@@ -5,7 +5,8 @@ The rows are the methods of repro.samplers.methods, in its order, each in the va
 apply to it. The paper's budget is 6000 gradient evaluations per MCMC chain against DGN-AM's 200 MAP
 iterations; an iteration costs its kernel's `gradients_per_step` (HMC: L, the trajectory's start gradient
 being cached). `budget` scales every MCMC row and the long MAP run together, so a quick report keeps the
-paper's proportions between MCMC methods.
+paper's proportions between MCMC methods. The authors' released samplers (`Method.released`) get one row
+each, at their scripts' iteration count × budget: their linear schedules span the run as the scripts ran it.
 """
 
 from __future__ import annotations
@@ -116,8 +117,11 @@ class RowContext:
 
 
 def _published(m: Method, c: RowContext) -> Row | None:
-    """The method as published: DGN-AM's MAP for `map_steps` iterations, the paper's MCMC at the budget."""
-    if m.mcmc:
+    """The method as published: DGN-AM's MAP for `map_steps` iterations, the paper's MCMC at the budget, the
+    released samplers at their scripts' iterations (× budget)."""
+    if m.released:
+        steps, label = max(2, round(m.published_steps * c.budget)), m.label
+    elif m.mcmc:
         steps = mcmc_steps(c.budget, m.kernel.gradients_per_step(**m.published))
         label = m.label
     else:
@@ -137,8 +141,9 @@ def _long_map(m: Method, c: RowContext) -> Row | None:
 
 def _dual_averaging(m: Method, c: RowContext) -> Row | None:
     """Beyond the paper: a constant step tuned by dual averaging in warm-up replaces the decaying schedules
-    (step and noise annealing); the trajectory's structure (HMC's L) stays as published."""
-    if not m.mcmc:
+    (step and noise annealing); the trajectory's structure (HMC's L) stays as published. Not for the
+    released samplers: they are reproduced as their code ran, not tuned."""
+    if not m.mcmc or m.released:
         return None
     kept = {
         k: v for k, v in m.published.items() if k in m.kernel.OPTIONS and not m.kernel.OPTIONS[k].schedule
@@ -200,6 +205,10 @@ def models_id(ms: ModelSet) -> str:
             h.update(f"{files.arch}:{files.seed}:{files.last_scale}".encode())
     if ms.clip_bounds is not None:
         h.update(file_digest(ms.clip_bounds).encode())
+    if ms.real_images is not None:  # the feature-space metrics compare with them
+        files = sorted(p for p in ms.real_images.rglob("*") if p.is_file())
+        h.update(json.dumps([str(p.relative_to(ms.real_images)) for p in files]).encode())
+        h.update(file_digest(*files).encode())
     return h.hexdigest()[:16]
 
 

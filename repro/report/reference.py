@@ -4,26 +4,11 @@ against which "realistic" and "diverse" are read (the paper had no such row; its
 
 from __future__ import annotations
 
-import numpy as np
-
 from repro.evaluate.image_metrics import ImageMetrics, as_saved
+from repro.evaluate.real_images import real_images
 from repro.modelsets import ModelSet
 from repro.report.metrics import METRICS, Subject, measure
 from repro.report.stats import stat
-
-REAL_SEED = 20161116  # held apart from the training seeds of tools/, so these images were never trained on
-
-
-def real_images(ms: ModelSet, class_index: int, n: int) -> np.ndarray | None:
-    """n real images of one class in the generator's space [n, 3, H, W], or None when the set's data set
-    is not one repro can render (the DGN sets' ImageNet is not shipped)."""
-    from repro.data import procedural
-
-    if list(ms.class_names) != list(procedural.CLASS_NAMES):
-        return None
-    streams = np.random.SeedSequence([REAL_SEED, class_index]).spawn(n)
-    rgb = np.stack([procedural.render(class_index, np.random.default_rng(s)) for s in streams])
-    return procedural.to_caffe_input(rgb, ms.mean_bgr)
 
 
 def reference_metrics(ms: ModelSet, scorers: ImageMetrics, classes: list[int], n: int) -> dict | None:
@@ -40,8 +25,9 @@ def reference_metrics(ms: ModelSet, scorers: ImageMetrics, classes: list[int], n
         for key, v in measure(subject).items():
             values.setdefault(key, []).extend(v if METRICS[key].unit == "chain" else [v])
         examples.append(subject.images[0])
+    source = "the --real-images folder" if ms.real_images is not None else "held-out draws of the data set"
     return {
-        "label": "real images (held-out draws of the data set)",
+        "label": f"real images ({source})",
         "images_per_class": n,
         "metrics": {key: stat(v).as_dict() for key, v in values.items()},
         "examples": examples,  # dropped before JSON; used for the figures

@@ -32,8 +32,9 @@ SAMPLER_VARIANT = (
     "MALA and HMC follow the paper's equations as written, implemented exactly: target log p(k | G(z)) + "
     "log N(z; 0, I); Metropolis-Hastings with the density of the proposal actually drawn (gradients at both "
     "ends, annealed noise included); HMC accepts with min(1, exp(H_old - H_new)); MALA+clip clips after the "
-    "accept step. It is not the authors' released code, which differs (no prior, probabilities instead of "
-    "log-probabilities in the MH ratio, acceptance at the wrong state, in-place state updates). MAP and "
+    "accept step. The rows mala-released and hmc-released are the authors' released code as it computes, "
+    "which differs (no prior, probabilities instead of log-probabilities in the MH ratio, the ratio at the "
+    "pre-proposal state, in-place state updates; docs/released_samplers.md). MAP and "
     "MAP+clip are DGN-AM's loop on the raw logit with no prior (linear step decay, h/mean|h|, x0.99 decay)."
 )
 

@@ -39,7 +39,7 @@ from repro.samplers.methods import METHODS
 if TYPE_CHECKING:
     from repro.report.executors import Executor
 
-CELL_VERSION = 1
+CELL_VERSION = 2  # 2: the feature-space metrics (kid, fd, precision, recall)
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""Gradient-based samplers over batched chains: MAP (DGN-AM), MALA and HMC, on any value-and-grad target.
+"""Gradient-based samplers over batched chains: MAP (DGN-AM), MALA and HMC, and the authors' released MALA
+and HMC, on any value-and-grad target.
 
-A target is any object with `value_and_grad(z[C, D]) -> (logp[C], grad[C, D])`. Each kernel module (map.py,
-mala.py, hmc.py) has the same shape: `init(target, z0)`, and `build(bounds, **options)` returning one
+A target is any object with `value_and_grad(z[C, D]) -> (logp[C], grad[C, D])` (the released samplers also
+read `logits(z)`). Each kernel module (map.py, mala.py, hmc.py, mala_released.py, hmc_released.py) has the
+same shape: `init(target, z0)`, and `build(bounds, **options)` returning one
 `step(state, target, step_size, draws, t)` over plain state records; MALA and HMC end in the shared
 Metropolis–Hastings test (accept.py). methods.py is the one table of method names; run.py drives any of them.
 """

@@ -14,7 +14,7 @@ from repro.samplers.bounds import Bounds
 from repro.samplers.options import Option, boolean, in_range
 from repro.samplers.state import Draws, Info, State, Target, evaluate, finite_rows, init
 
-__all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init"]
+__all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "dgn_am_step", "gradients_per_step", "init"]
 
 OPTIONS = {
     "decay": Option(1.0, in_range(0.0, low_open=True, high=1.0)),
@@ -29,6 +29,20 @@ def gradients_per_step(**params) -> int:
     return 1
 
 
+def dgn_am_step(h: np.ndarray, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DGN-AM's code step lr·h/mean|h| per chain ([C, D] from h [C, D], lr [C]) and which chains take it.
+
+    A chain whose gradient is non-finite or all zero gets no step. The released MALA and HMC take the same
+    step (docs/released_samplers.md), so it is written once, here.
+    """
+    usable = finite_rows(h)
+    scale = np.mean(np.abs(h), axis=1)
+    usable &= scale > 0
+    # act_max.py: code += step_size / np.abs(g).mean() * g
+    factor = np.where(usable, lr / np.where(usable, scale, 1.0), 0.0)
+    return factor[:, None] * np.where(usable[:, None], h, 0.0), usable
+
+
 def build(bounds: Bounds | None = None, *, normalize: bool = False, decay: float = 1.0):
     """One ascent step with per-chain learning rates `lr` [C]; the new position is evaluated once."""
 
@@ -36,15 +50,12 @@ def build(bounds: Bounds | None = None, *, normalize: bool = False, decay: float
         state: State, target: Target, lr: np.ndarray, draws: Draws | None, t: int | None
     ) -> tuple[State, Info]:
         h = state.grad
-        usable = finite_rows(h)
         if normalize:
-            scale = np.mean(np.abs(h), axis=1)
-            usable &= scale > 0
-            # act_max.py: code += step_size / np.abs(g).mean() * g
-            factor = np.where(usable, lr / np.where(usable, scale, 1.0), 0.0)
+            delta, usable = dgn_am_step(h, lr)
         else:
-            factor = np.where(usable, lr, 0.0)
-        moved = state.z + factor[:, None] * np.where(usable[:, None], h, 0.0)
+            usable = finite_rows(h)
+            delta = np.where(usable, lr, 0.0)[:, None] * np.where(usable[:, None], h, 0.0)
+        moved = state.z + delta
         overflow = ~finite_rows(moved)
         z = np.where(overflow[:, None], state.z, moved)
         if bounds is not None:

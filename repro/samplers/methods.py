@@ -8,6 +8,10 @@ Two kinds of settings are kept apart on purpose. `defaults` are what `sample(tar
 with no options: textbook kernels (constant step, no annealing, decay or clipping), except the DGN-AM loop
 that "map-clip" names. `published` are the settings of the paper (MCMC) and of DGN-AM (MAP) that
 `repro sample` and `repro report` run on a model set.
+
+The "-released" methods are the authors' own released samplers as their code computes them (`released`
+names the commit; docs/released_samplers.md lists how they depart from the paper). They are presets: their
+`defaults` are the released loop too, and the report gives each one row, at its script's iteration count.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from repro.errors import BadInput
-from repro.samplers import hmc, mala
+from repro.samplers import hmc, hmc_released, mala, mala_released
 from repro.samplers import map as map_kernel
 
 # DGN-AM's act_max.py as its CaffeNet script ran it: lr0 → 1e-10 linear, h/mean|h|, ×0.99 per iteration.
@@ -25,6 +29,10 @@ DGN_AM = {"schedule": "linear", "lr_end": 1e-10, "normalize": True, "decay": 0.9
 PAPER_DECAY = {"schedule": "poly", "poly_b": 1.0, "poly_gamma": 0.55}
 PAPER_MALA = {**PAPER_DECAY, "noise_anneal": 0.55}
 PAPER_HMC = {**PAPER_DECAY, "n_leapfrog": 10}
+# The released scripts (1_activate_output.sh): --start_lr → --end_lr 1e-10, linear, as in DGN-AM's loop.
+RELEASED_SCHEDULE = {"schedule": "linear", "lr_end": 1e-10}
+RELEASED_MALA = {**RELEASED_SCHEDULE, "decay": 0.99, "noise_anneal": 0.55}
+RELEASED_HMC = {**RELEASED_SCHEDULE, "n_leapfrog": 5}
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Method:
     steps: int | None = None  # `sample`'s default step count (None: the caller must give one)
     step_size: float | None = None  # `sample`'s default step size
     paper_key: str | None = None  # the paper's Table 2 row this method reproduces
+    released: str | None = None  # the authors' released code this preset computes (repository@commit)
 
     @property
     def mcmc(self) -> bool:
@@ -84,6 +93,38 @@ METHODS: dict[str, Method] = {
             "mala", mala, "MALA", "log_softmax", 1.0, False, PAPER_MALA, "mala_step", 600, paper_key="MALA"
         ),
         Method("hmc", hmc, "HMC", "log_softmax", 1.0, False, PAPER_HMC, "hmc_step", 600, paper_key="HMC"),
+        # Its script ran --start_lr 8.0, DGN-AM's own CaffeNet value (the drift is DGN-AM's step): map_lr.
+        Method(
+            "mala-released",
+            mala_released,
+            "MALA (authors' code, f21b857)",
+            "logit",
+            None,
+            False,
+            RELEASED_MALA,
+            "map_lr",
+            400,
+            defaults=RELEASED_SCHEDULE,
+            steps=400,
+            step_size=8.0,
+            released="BowenXu/synthesizing@f21b857 (bowen_MCMC)",
+        ),
+        # Its script ran --start_lr 1.0, its own choice for the leapfrog step ε (the step of ε·p): hmc_step.
+        Method(
+            "hmc-released",
+            hmc_released,
+            "HMC (authors' code, a382fc2)",
+            "logit",
+            None,
+            False,
+            RELEASED_HMC,
+            "hmc_step",
+            400,
+            defaults=RELEASED_SCHEDULE,
+            steps=400,
+            step_size=1.0,
+            released="BowenXu/synthesizing@a382fc2 (bowen_HMC)",
+        ),
     )
 }
 

@@ -230,6 +230,7 @@ def _save(cfg: Config, z0: np.ndarray, run: _Run) -> None:
         "z": run.state.z,
         "state_logp": run.state.logp,
         "state_grad": run.state.grad,
+        "state_memory": run.state.memory,
         "rngs": checkpoint.rng_states(run.rngs),
         "logp": run.logp[:t],
         "accepted": run.accepted[:t],
@@ -282,7 +283,7 @@ def _from_checkpoint(cfg: Config, z0: np.ndarray) -> _Run:
         da = adapt.DualAveragingState(*(a[f"da_{name}"] for name in _DA_FIELDS), meta["da_count"])
     return _Run(
         t=t,
-        state=State(a["z"], a["state_logp"], a["state_grad"]),
+        state=State(a["z"], a["state_logp"], a["state_grad"], a.get("state_memory")),
         rngs=checkpoint.restore_rngs(a["rngs"]),
         da=da,
         logp=grown("logp", (cfg.steps, chains), np.nan),

@@ -3,6 +3,11 @@
 Every kernel caches the value and gradient of the current position, so one gradient per MALA step (L per
 HMC step) is enough: the next step starts from what the last one computed. Arithmetic is float64 whatever the
 target's precision, so MH log-ratios of O(1) are not lost next to log-densities of O(10³).
+
+The released samplers (docs/released_samplers.md) need two things more, both kept as small as they could
+be: a target that also gives the classifier's logits (`ClassifierTarget`; every backend is one), and a
+per-chain `State.memory` for what their test carries from one acceptance to the next, which a checkpoint
+stores with the rest of the state.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from repro.errors import ReproError
+from repro.errors import BadInput, ReproError
 from repro.samplers.bounds import Bounds
 
 
@@ -20,11 +25,19 @@ class Target(Protocol):
     def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+class ClassifierTarget(Target, Protocol):
+    """A target whose value is one classifier logit a_k(z) (the "logit" objective, no prior) and which also
+    gives all K logits: the released samplers' test reads the softmax probability p(k | z)."""
+
+    def logits(self, z: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class State:
     z: np.ndarray  # [C, D] float64 positions
     logp: np.ndarray  # [C] log density at z
     grad: np.ndarray  # [C, D] its gradient
+    memory: np.ndarray | None = None  # [C, M] what a kernel carries beyond the cache; None for most kernels
 
 
 @dataclass(frozen=True)
@@ -74,12 +87,29 @@ def finite_rows(*arrays: np.ndarray) -> np.ndarray:
     return ok
 
 
+def class_probability(target: ClassifierTarget, z: np.ndarray, logit: np.ndarray) -> np.ndarray:
+    """p(k | z) = exp(a_k − logsumexp(logits)), with a_k [C] the value the target gave at z: the class of
+    each chain need not be known here (a report batch gives every chain its own)."""
+    if not callable(getattr(target, "logits", None)):
+        raise BadInput(
+            f"target: the released samplers need one with logits(z) (a backend), got {type(target).__name__}"
+        )
+    logits = np.asarray(target.logits(z), dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[0] != z.shape[0]:
+        raise ReproError(f"target.logits: expected [{z.shape[0]}, K] for z {z.shape}, got {logits.shape}")
+    top = logits.max(axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.exp(logit - top - np.log(np.sum(np.exp(logits - top[:, None]), axis=1)))
+
+
 def select(mask: np.ndarray, new: State, old: State) -> State:
     """Per-chain choice between two states: never a joint accept over the batch."""
+    memory = None if new.memory is None else np.where(mask[:, None], new.memory, old.memory)
     return State(
         np.where(mask[:, None], new.z, old.z),
         np.where(mask, new.logp, old.logp),
         np.where(mask[:, None], new.grad, old.grad),
+        memory,
     )
 
 
@@ -92,6 +122,9 @@ def clip_state(target: Target, state: State, bounds: Bounds) -> tuple[State, int
     z = bounds.apply(state.z)
     moved = (z != state.z).any(axis=1)
     if not moved.any():
-        return State(z, state.logp, state.grad), 0
+        return State(z, state.logp, state.grad, state.memory), 0
     logp, grad = evaluate(target, z)
-    return State(z, np.where(moved, logp, state.logp), np.where(moved[:, None], grad, state.grad)), 1
+    refreshed = State(
+        z, np.where(moved, logp, state.logp), np.where(moved[:, None], grad, state.grad), state.memory
+    )
+    return refreshed, 1
