@@ -133,8 +133,10 @@ ROW_KEYS = [
     "mala-clip-da",
     "mala",
     "mala-da",
+    "mala-da-prior",
     "hmc",
     "hmc-da",
+    "hmc-da-prior",
     "mala-released",
     "hmc-released",
 ]
@@ -283,14 +285,14 @@ def test_metrics_json_follows_the_documented_schema(tiny_report):
         assert c["rule"] and c["evidence"] and c["claim"]
     assert r["reference"] is None  # the tiny set has no data set to draw real images from
     assert set(r["figures"].values()) == set(FIGURES)
-    assert r["cells"] == {"total": 33, "run": 33, "reused": 0}
+    assert r["cells"] == {"total": 39, "run": 39, "reused": 0}
     assert isinstance(r["wall_seconds"], float) and r["wall_seconds"] > 0
     assert "paper's equations" in r["sampler_variant"]
 
 
 def test_a_rerun_reuses_every_cell(tiny_report):
     r, first = tiny_report["again"], tiny_report["first"]
-    assert r["cells"] == {"total": 33, "run": 0, "reused": 33}
+    assert r["cells"] == {"total": 39, "run": 0, "reused": 39}
     assert r["rows"] == first["rows"] and r["claims"] == first["claims"]
     assert tiny_report["cells_untouched"]
 

@@ -147,7 +147,7 @@ def test_plan_keys_and_checks(tmp_path):
     b = make_plan(ms, [0, 1], 2, 0.02, map_steps=20)
     keys_a = {(c.row.key, c.class_index): c.key for c in a.cells}
     keys_b = {(c.row.key, c.class_index): c.key for c in b.cells}
-    assert len(set(keys_a.values())) == len(a.cells) == 11 * 2
+    assert len(set(keys_a.values())) == len(a.cells) == 13 * 2
     # MAP+clip does not depend on the MCMC budget: its cells carry over; MALA's do not
     assert keys_a[("map-clip", 0)] == keys_b[("map-clip", 0)]
     assert keys_a[("mala", 0)] != keys_b[("mala", 0)]

@@ -101,6 +101,9 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
             reference=reference,
             figures=figs,
             versions=versions(),
+            fitted_prior=worker.fitted_prior().describe()
+            if any(r.prior == "fitted" for r in plan.rows)
+            else None,
         )
         errors = schema_errors(results)
         if errors:

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from repro.posterior import posterior_model
 from repro.report.plan import Plan
-from repro.report.run import Unit, pending_units
-from repro.runtime import make_backend
+from repro.report.run import Unit, Worker, pending_units
 from repro.samplers.methods import METHODS
 
 
@@ -38,7 +36,7 @@ class RowCost:
 @dataclass(frozen=True)
 class Estimate:
     rows: list[RowCost]
-    seconds_per_call: dict[tuple[str, int], float]  # (objective, batch) → measured median
+    seconds_per_call: dict[tuple[str, int], float]  # (posterior, batch) → measured median
 
     @property
     def gradients(self) -> int:
@@ -49,22 +47,22 @@ class Estimate:
         return sum(r.seconds for r in self.rows)
 
 
-def _objective(unit: Unit) -> tuple[str, float | None]:
+def _posterior(unit: Unit) -> str:
+    """The posterior a unit samples (objective and prior): units that share it share a timing."""
     m = METHODS[unit.row.method]
-    return m.objective, m.prior_sigma
+    prior = "fitted prior" if unit.row.prior == "fitted" else f"prior {m.prior_sigma}"
+    return f"{m.objective}, {prior}"
 
 
 def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats: int = 3) -> Estimate:
     """The plan's cost, every cell counted as still to run."""
     units = pending_units(plan, {c.key: None for c in plan.cells})
-    sizes = sorted({(_objective(u), plan.chains * len(u.cells)) for u in units})
+    worker = Worker(ms, plan, backend, device, progress=False)
     timed: dict[tuple[str, int], float] = {}
-    for objective in dict.fromkeys(o for o, _ in sizes):
-        target = make_backend(backend, posterior_model(ms, *objective), 0, device)
-        for o, batch in sizes:
-            if o == objective:
-                timed[(objective[0], batch)] = _seconds_per_call(target, batch, repeats)
-        del target
+    for unit in units:
+        key = (_posterior(unit), plan.chains * len(unit.cells))
+        if key not in timed:
+            timed[key] = _seconds_per_call(worker.backend(unit.row), key[1], repeats)
     costs = []
     for row in plan.rows:
         mine = [u for u in units if u.row.key == row.key]
@@ -72,7 +70,7 @@ def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats:
         per_iteration = kernel.gradients_per_step(**row.options)
         batch = plan.chains * len(mine[0].cells)
         calls = len(mine)
-        per_call = timed[(_objective(mine[0])[0], batch)]
+        per_call = timed[(_posterior(mine[0]), batch)]
         costs.append(
             RowCost(
                 row.key,

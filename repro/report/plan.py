@@ -11,6 +11,7 @@ each, at their scripts' iteration count × budget: their linear schedules span t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -41,6 +42,7 @@ class Row:
     clip: bool = False
     tuning: str = "paper"  # "paper": the published schedule; "dual averaging": adapted in warm-up
     paper_key: str | None = None  # the Table 2 entry this row reproduces
+    prior: str = "method"  # "method": the method's own (N(0, I) or none); "fitted": evaluate.code_prior
 
     @property
     def mcmc(self) -> bool:
@@ -60,6 +62,7 @@ class Row:
             "step_size": self.step_size,
             "options": self.options,
             "clip": self.clip,
+            "prior": self.prior,
         }
 
 
@@ -162,8 +165,24 @@ def _dual_averaging(m: Method, c: RowContext) -> Row | None:
     )
 
 
+def _fitted_prior(m: Method, c: RowContext) -> Row | None:
+    """Beyond the paper: the dual-averaging row again with a prior fitted to real codes in place of N(0, I)
+    (repro.evaluate.code_prior): are grey MCMC images the prior's doing?"""
+    if not m.mcmc or m.clip or m.released or m.prior_sigma is None:
+        return None
+    row = _dual_averaging(m, c)
+    return dataclasses.replace(
+        row, key=f"{row.key}-prior", label=f"{row.label}, fitted prior", prior="fitted"
+    )
+
+
 # Each method's rows, in this order; a variant returns None where it does not apply to the method.
-VARIANTS: list[Callable[[Method, RowContext], Row | None]] = [_published, _long_map, _dual_averaging]
+VARIANTS: list[Callable[[Method, RowContext], Row | None]] = [
+    _published,
+    _long_map,
+    _dual_averaging,
+    _fitted_prior,
+]
 
 
 def rows(ms: ModelSet, budget: float, map_steps: int = DGN_STEPS) -> list[Row]:

@@ -39,7 +39,14 @@ SAMPLER_VARIANT = (
 )
 
 
-def _row_entry(row, values, class_names: list[str]) -> dict:
+def _row_entry(row, values, class_names: list[str], fitted: dict | None) -> dict:
+    m = METHODS[row.method]
+    if row.prior == "fitted":
+        prior = fitted
+    elif m.prior_sigma is None:
+        prior = {"kind": "none"}
+    else:
+        prior = {"kind": "N(0, σ²I)", "sigma": m.prior_sigma}
     by_class: dict[int, dict[str, list]] = {}
     for metric, units in values.values.items() if values else []:
         for unit, v in units.items():
@@ -55,6 +62,7 @@ def _row_entry(row, values, class_names: list[str]) -> dict:
         "step_size": row.step_size,
         "options": row.options,
         "clip": row.clip,
+        "prior": prior,
         "metrics": {m: s.as_dict() for m, s in summary.items()},
         "per_class": [
             {
@@ -79,12 +87,14 @@ def build_results(
     reference: dict | None,
     figures: dict[str, str],
     versions: dict,
+    fitted_prior: dict | None = None,
 ) -> dict:
+    """`fitted_prior`: GaussianPrior.describe() of the `-prior` rows' prior, when the plan has such rows."""
     rows_values = collect(cell_metas)
     labels = {r.key: r.label for r in plan.rows}
     steps = {r.key: r.steps for r in plan.rows}
     claims = check_claims(rows_values, labels, steps)
-    rows = [_row_entry(r, rows_values.get(r.key), class_names) for r in plan.rows]
+    rows = [_row_entry(r, rows_values.get(r.key), class_names, fitted_prior) for r in plan.rows]
     by_key = {r["key"]: r for r in rows}
     table2 = [
         {

@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from repro import samplers
+from repro.convert.cache import convert_net
 from repro.errors import BadInput
+from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.image_metrics import ImageMetrics
 from repro.modelsets import ModelSet
-from repro.posterior import posterior_model
+from repro.posterior import GaussianPrior, posterior_model
 from repro.report.metrics import METRICS, Run, Subject, measure
 from repro.report.plan import Cell, Plan, Row
 from repro.runtime import Backend, make_backend
@@ -115,7 +117,8 @@ class Worker:
         self.backend_name = backend
         self.device = device
         self.progress = progress
-        self._backends: dict[tuple[str, float | None], Backend] = {}
+        self._backends: dict[tuple, Backend] = {}
+        self._prior: GaussianPrior | None = None
         self._metrics: ImageMetrics | None = None
         self._upper: np.ndarray | None = None
 
@@ -126,13 +129,23 @@ class Worker:
         return self._metrics
 
     def backend(self, row: Row) -> Backend:
-        """The posterior backend for the row's objective; its class list is set per sampler call."""
+        """The posterior backend for the row's objective and prior; its class list is set per sampler call."""
         m = METHODS[row.method]
-        objective = (m.objective, m.prior_sigma)
-        if objective not in self._backends:
-            model = posterior_model(self.ms, *objective)
-            self._backends[objective] = make_backend(self.backend_name, model, 0, self.device)
-        return self._backends[objective]
+        key = (m.objective, m.prior_sigma, row.prior)
+        if key not in self._backends:
+            prior = self.fitted_prior() if row.prior == "fitted" else m.prior_sigma
+            model = posterior_model(self.ms, m.objective, prior)
+            self._backends[key] = make_backend(self.backend_name, model, 0, self.device)
+        return self._backends[key]
+
+    def fitted_prior(self) -> GaussianPrior:
+        """The `-prior` rows' Gaussian, fitted once (repro.evaluate.code_prior)."""
+        if self._prior is None:
+            code = self.ms.generator.blobs["input"]
+            model = convert_net(self.ms.generator)
+            dims = next(i for i in model.graph.input if i.name == code).type.tensor_type.shape.dim
+            self._prior = fitted_prior(self.ms, int(np.prod([d.dim_value for d in dims[1:]])))
+        return self._prior
 
     def upper_bounds(self, code_size: int) -> np.ndarray | None:
         if self._upper is None and self.ms.clip_bounds is not None:
