@@ -297,8 +297,10 @@ def test_a_rerun_reuses_every_cell(tiny_report):
     assert tiny_report["cells_untouched"]
 
 
-def test_the_report_stays_fast(tiny_report):
-    assert tiny_report["first_s"] < 60
+def test_the_report_does_not_hang(tiny_report):
+    """A guard against a runaway row (the quick report here is 13 rows × 3 classes), not a speed
+    target: those live in `repro bench`."""
+    assert tiny_report["first_s"] < 180
 
 
 def test_confidence_matches_the_posterior_graph(tiny_report):
@@ -446,3 +448,28 @@ def test_quick_report_on_the_embedded_set(tmp_path, monkeypatch):
     real = r["reference"]["metrics"]
     assert real["evaluator_accuracy"]["mean"] > 0.5
     assert (out / "reference.png").is_file()
+
+
+def test_each_claim_is_answered_per_setting_and_the_page_opens_with_them(tiny_report):
+    from repro.report.claims import SETTINGS
+
+    r = tiny_report["first"]
+    for c in r["claims"]:
+        assert list(c["verdicts"]) == list(SETTINGS) == ["paper", "released", "fitted-prior"]
+        assert c["verdicts"]["paper"] == {"verdict": c["verdict"], "evidence": c["evidence"]}
+    by_number = {c["number"]: c for c in r["claims"]}
+    # MALA+clip has no released or fitted-prior twin: claim 3 is not tested there, and says why
+    for setting in ("released", "fitted-prior"):
+        assert by_number[3]["verdicts"][setting]["verdict"] == "not tested"
+        assert "mala-clip" in by_number[3]["verdicts"][setting]["evidence"]
+    # claim 1 under the released setting reads the released rows, named by their labels
+    released = by_number[1]["verdicts"]["released"]["evidence"]
+    assert "authors' code" in released or "no judge" in released
+    md = (tiny_report["out"] / "report.md").read_text()
+    assert md.index("## What this says") < md.index("figure2.png") < md.index("## Table 2")
+    table = md[md.index("## What this says") : md.index("figure2.png")]
+    for c in r["claims"]:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {c['number']} |"))
+        assert [cell.strip() for cell in row.strip("|").split("|")][2:] == [
+            c["verdicts"][s]["verdict"] for s in SETTINGS
+        ]

@@ -7,6 +7,7 @@ were not run, or that has fewer than two units, is "not tested" rather than gues
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ class Claim:
     verdict: str  # "reproduced", "not reproduced", "not tested"
     evidence: str
     numbers: dict = field(default_factory=dict)
+    verdicts: dict = field(default_factory=dict)  # setting → {"verdict", "evidence"} (SETTINGS)
 
     @property
     def reproduced(self) -> bool | None:
@@ -38,6 +40,7 @@ class Claim:
             "reproduced": self.reproduced,
             "evidence": self.evidence,
             "numbers": self.numbers,
+            "verdicts": self.verdicts,
         }
 
 
@@ -225,5 +228,33 @@ def clipping_cuts_mala_iterations(rows, labels, steps) -> Claim:
     )
 
 
+# Each claim is also answered under other settings: the rules stay, the rows they read are swapped for the
+# rows of that setting (None: the setting has no such row, so the claim is not tested there). "paper" is
+# the rows of the paper's equations, the claims' own `verdict`.
+SETTINGS: dict[str, dict[str, str | None]] = {
+    "paper": {},
+    "released": {"mala": "mala-released", "hmc": "hmc-released", "mala-clip": None},
+    "fitted-prior": {"mala": "mala-da-prior", "hmc": "hmc-da-prior", "mala-clip": None},
+}
+
+
+def _in_setting(rows, labels, swap: dict[str, str | None]):
+    """The rows and labels as the claims read them under a setting: row key k now holds row swap[k]."""
+    seen = {k: rows[k] for k in rows if k not in swap}
+    named = dict(labels)
+    for k, other in swap.items():
+        if other is not None and other in rows:
+            seen[k] = rows[other]
+            named[k] = labels[other]
+    return seen, named
+
+
 def check_claims(rows: dict[str, RowValues], labels: dict[str, str], steps: dict[str, int]) -> list[Claim]:
-    return [fn(rows, labels, steps) for fn in CLAIMS]
+    claims = []
+    for fn in CLAIMS:
+        verdicts = {}
+        for setting, swap in SETTINGS.items():
+            c = fn(*_in_setting(rows, labels, swap), steps)
+            verdicts[setting] = {"verdict": c.verdict, "evidence": c.evidence}
+        claims.append(dataclasses.replace(fn(rows, labels, steps), verdicts=verdicts))
+    return claims

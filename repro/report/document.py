@@ -108,11 +108,35 @@ def _judge_text(judge: dict | None) -> str:
     )
 
 
+FIGURE2 = "Figure 2 analog: one row per method, one column per class (first chain's final image)."
+SETTING_NAMES = {"paper": "paper's equations", "released": "authors' code", "fitted-prior": "fitted prior"}
+
+
+def _verdict_table(claims: list[dict]) -> Table:
+    settings = list(claims[0]["verdicts"]) if claims else []
+    return Table(
+        ["#", "claim", *(SETTING_NAMES.get(s, s) for s in settings)],
+        [[str(c["number"]), c["claim"], *(c["verdicts"][s]["verdict"] for s in settings)] for c in claims],
+    )
+
+
 def build_document(r: dict) -> list[Block]:
     figs = r["figures"]
     blocks: list[Block] = [
         Heading(f"Reproduction report: Xu, Acuña & Duvenaud (2016) on model set {r['models']['name']}", 1),
         Para(_settings_text(r)),
+        Heading("What this says"),
+        Para(
+            "Each of the paper's claims, decided by its rule (below) on three settings: the rows that "
+            "follow the paper's equations, the authors' released samplers (mala-released, hmc-released in "
+            "place of MALA and HMC), and MALA and HMC with a prior fitted to real codes (mala-da-prior, "
+            "hmc-da-prior). A setting without the rows a claim needs leaves it not tested."
+        ),
+        _verdict_table(r["claims"]),
+    ]
+    if "figure2" in figs:
+        blocks.append(Figure(figs["figure2"], FIGURE2))
+    blocks += [
         Heading("Table 2: realism judge, mean log p(real)"),
         Para(_judge_text(r["models"].get("judge"))),
         Table(
@@ -158,7 +182,6 @@ def build_document(r: dict) -> list[Block]:
         blocks.append(Figure(figs["metrics"], "Metrics per row with standard-error bars."))
     blocks.append(Heading("Figures"))
     captions = {
-        "figure2": "Figure 2 analog: one row per method, one column per class (first chain's final image).",
         "figure3": "Figure 3 analog: every chain of one class, one row per method.",
         "traces": "Traces: log π (MAP: its objective, the raw logit) and running acceptance, one line per "
         "chain, coloured by class.",
