@@ -1,22 +1,31 @@
-"""`repro bench`: value-and-grad speed of the ORT-VJP and torch-autograd backends, side by side in one run.
+"""`repro bench`: value-and-grad speed of the ORT-VJP and torch-autograd backends and of a hand-written torch
+eager port (`repro.eager_port`), side by side in one run.
 
-Each backend runs in its own child process so that its peak resident memory (VmHWM) is its own.
+Each runs in its own child process so that its peak resident memory (VmHWM) is its own. The children read
+the posterior from a file with its weights beside it, so that a child holds the weights once, as a process
+that built the posterior itself would.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from queue import Empty
 
 import numpy as np
 import onnx
 
 from repro.errors import BadInput, ReproError
+from repro.posterior import PosteriorParts
 from repro.runtime import BACKENDS, make_backend
 
 FLOP_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+EAGER = "eager"
 
 
 def forward_flops(model: onnx.ModelProto) -> float:
@@ -54,16 +63,26 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def _measure(backend_name: str, model_bytes: bytes, batch: int, repeats: int, seed: int, queue) -> None:
+def _ort_or_torch(name: str, path: str):
+    return make_backend(name, onnx.load(path), 0)
+
+
+def _eager(parts: PosteriorParts):
+    from repro.eager_port import EagerPosterior
+
+    return EagerPosterior(parts, 0)
+
+
+def _measure(make: Callable, batch: int, repeats: int, seed: int, queue) -> None:
     """The child's job; any failure is sent back as a message, so the parent never waits on a dead child."""
     try:
-        queue.put(_timed(backend_name, model_bytes, batch, repeats, seed))
+        queue.put(_timed(make, batch, repeats, seed))
     except BaseException as e:  # noqa: BLE001 (everything must reach the parent, which decides the exit)
         queue.put({"error": f"{type(e).__name__}: {e}", "bad_input": isinstance(e, BadInput)})
 
 
-def _timed(backend_name: str, model_bytes: bytes, batch: int, repeats: int, seed: int) -> dict:
-    backend = make_backend(backend_name, onnx.ModelProto.FromString(model_bytes), 0)
+def _timed(make: Callable, batch: int, repeats: int, seed: int) -> dict:
+    backend = make()
     z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
     backend.value_and_grad(z)  # warm-up: allocations, kernel selection
     times = []
@@ -89,36 +108,59 @@ def _result_of(proc, queue, what: str) -> dict:
     return result
 
 
+def eager_baseline(models: PosteriorParts | None) -> dict:
+    """Whether the eager port runs on this model set, and why not where it does not."""
+    from repro.eager_port import unavailable
+
+    why = "no model set given" if models is None else unavailable(models)
+    return {"available": why is None, "note": why or "repro.eager_port: hand-written torch eager port"}
+
+
 def run_bench(
-    posterior: onnx.ModelProto, batches=(1, 8), repeats: int = 5, seed: int = 0, progress=None
+    posterior: onnx.ModelProto,
+    batches=(1, 8),
+    repeats: int = 5,
+    seed: int = 0,
+    progress=None,
+    models: PosteriorParts | None = None,
 ) -> dict:
-    flops = 2.0 * forward_flops(
-        posterior
-    )  # forward + input-gradient sweep ≈ 2× forward (no weight gradients)
-    model_bytes = posterior.SerializeToString()
+    """Rows per batch: each backend of BACKENDS, then the eager port where `models` (the parts `posterior`
+    was built from, with posterior_model's default objective and prior) are the architectures it ports."""
+    from repro.runtime.ort import external_weights, write_header
+
+    eager = eager_baseline(models)
     ctx = mp.get_context("spawn")
     rows = []
+    with tempfile.TemporaryDirectory(prefix="repro-bench-") as folder:
+        header = external_weights(posterior, Path(folder))  # shape inference never copies the weights
+        flops = 2.0 * forward_flops(header)  # forward + input-gradient sweep ≈ 2× forward (no weight grads)
+        path = str(write_header(header, Path(folder)))
+        makers = {name: partial(_ort_or_torch, name, path) for name in BACKENDS}
+        if eager["available"]:
+            makers[EAGER] = partial(_eager, models)
+        for batch in batches:
+            for name, make in makers.items():
+                queue = ctx.Queue()
+                proc = ctx.Process(target=_measure, args=(make, batch, repeats, seed, queue))
+                proc.start()
+                result = _result_of(proc, queue, f"{name} at batch {batch}")
+                per_chain = result["median_s"] / batch
+                rows.append(
+                    {
+                        "backend": name,
+                        "batch": batch,
+                        "median_s": result["median_s"],
+                        "s_per_chain": per_chain,
+                        "gflops": flops / per_chain / 1e9,
+                        "peak_rss_mb": result["peak_rss_mb"],
+                        "times_s": result["times_s"],
+                    }
+                )
+                if progress:
+                    progress(rows[-1])
     for batch in batches:
-        for name in BACKENDS:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_measure, args=(name, model_bytes, batch, repeats, seed, queue))
-            proc.start()
-            result = _result_of(proc, queue, f"{name} at batch {batch}")
-            per_chain = result["median_s"] / batch
-            rows.append(
-                {
-                    "backend": name,
-                    "batch": batch,
-                    "median_s": result["median_s"],
-                    "s_per_chain": per_chain,
-                    "gflops": flops / per_chain / 1e9,
-                    "peak_rss_mb": result["peak_rss_mb"],
-                    "times_s": result["times_s"],
-                }
-            )
-            if progress:
-                progress(rows[-1])
-    for batch in batches:
-        o, t = (next(r for r in rows if r["backend"] == b and r["batch"] == batch) for b in ("ort", "torch"))
-        o["speedup_vs_torch"] = t["median_s"] / o["median_s"]
-    return {"gflop_per_chain": flops / 1e9, "repeats": repeats, "rows": rows}
+        of = {r["backend"]: r for r in rows if r["batch"] == batch}
+        of["ort"]["speedup_vs_torch"] = of["torch"]["median_s"] / of["ort"]["median_s"]
+        if EAGER in of:
+            of["ort"]["speedup_vs_eager"] = of[EAGER]["median_s"] / of["ort"]["median_s"]
+    return {"gflop_per_chain": flops / 1e9, "repeats": repeats, "eager": eager, "rows": rows}

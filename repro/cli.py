@@ -222,7 +222,8 @@ def parity(models_spec, batch, class_index, directions, seed, device, as_json) -
 )
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def bench(models_spec, batches, repeats, as_json) -> None:
-    """Value-and-grad seconds per chain, GFLOP/s and peak memory: ORT-VJP vs torch autograd on CPU."""
+    """Value-and-grad seconds per chain, GFLOP/s and peak memory: ORT-VJP vs torch autograd vs a hand-written
+    torch eager port (where the set has the architectures it ports), on CPU."""
     import json
 
     from repro.bench import run_bench
@@ -246,13 +247,17 @@ def bench(models_spec, batches, repeats, as_json) -> None:
             err=True,
         )
 
-    result = run_bench(posterior_model(ms), sizes, repeats, progress=show)
+    result = run_bench(posterior_model(ms), sizes, repeats, progress=show, models=ms)
     if as_json:
         click.echo(json.dumps({"models": ms.name, **result}, indent=2))
     else:
         click.echo(f"{result['gflop_per_chain']:.2f} GFLOP per chain per value-and-grad; median of {repeats}")
+        if not result["eager"]["available"]:
+            click.echo(f"eager baseline not available: {result['eager']['note']}")
         for r in result["rows"]:
             extra = f"  ORT/torch speed-up {r['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in r else ""
+            if "speedup_vs_eager" in r:
+                extra += f"  ORT/eager speed-up {r['speedup_vs_eager']:.2f}x"
             click.echo(
                 f"{r['backend']:>5}  batch {r['batch']:>3}  {r['s_per_chain']:.4f} s/chain  "
                 f"{r['gflops']:.1f} GFLOP/s  peak {r['peak_rss_mb']:.0f} MB{extra}"

@@ -18,7 +18,7 @@ RANKS = [
     {"caffe", "dcgan"},
     {"convert", "grad", "posterior"},
     {"runtime", "samplers"},
-    {"modelsets", "evaluate", "parity", "bench"},
+    {"modelsets", "evaluate", "parity", "bench", "eager_port"},
     {"sample_job"},
     {"report"},
     {"cli"},

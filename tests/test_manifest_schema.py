@@ -404,6 +404,7 @@ def record() -> dict:
                 "reproduced": True,
                 "evidence": "e",
                 "numbers": {"mala - map": stat()},
+                "verdicts": {"paper": {"verdict": "reproduced", "evidence": "e"}},
             }
         ],
         "figures": {"figure2": "figure2.png"},

@@ -30,14 +30,14 @@ def save_onnx(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     data_name = f"{path.name}.data"
     with atomic_path(path) as model_tmp, atomic_path(path.with_name(data_name)) as data_tmp:
         with open(data_tmp, "wb") as data:
-            header = _header_with_external_weights(model, data, data_name)
+            header = header_with_external_weights(model, data, data_name)
         model_tmp.write_bytes(header.SerializeToString())
 
 
-def _header_with_external_weights(model: onnx.ModelProto, data, location: str) -> onnx.ModelProto:
+def header_with_external_weights(model: onnx.ModelProto, data, location: str) -> onnx.ModelProto:
     """A copy of `model` whose large initializers point into `data` instead of holding their bytes."""
-    header = _copy_without(model, "graph")
-    header.graph.CopyFrom(_copy_without(model.graph, "initializer"))
+    header = copy_without(model, "graph")
+    header.graph.CopyFrom(copy_without(model.graph, "initializer"))
     for tensor in model.graph.initializer:
         if len(tensor.raw_data) < _INLINE_BYTES:
             header.graph.initializer.add().CopyFrom(tensor)
@@ -52,7 +52,7 @@ def _header_with_external_weights(model: onnx.ModelProto, data, location: str) -
     return header
 
 
-def _copy_without(message, skip: str):
+def copy_without(message, skip: str):
     """Copy every field but `skip`, so the multi-GiB weights are never duplicated in memory."""
     copy = type(message)()
     for field, value in message.ListFields():

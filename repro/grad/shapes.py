@@ -22,6 +22,10 @@ def probe_shapes(model: onnx.ModelProto, names: set[str]) -> dict[str, Shape]:
     """Shapes of `names` (values of `model`); symbolic input dimensions are fed 2, then 3."""
     graph = model.graph
     shapes: dict[str, Shape] = {t.name: tuple(t.dims) for t in graph.initializer if t.name in names}
+    for vi in graph.input:  # declared static inputs (weights given as inputs): no copy of them fetched back
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name in names and vi.name not in shapes and dims and all(d.HasField("dim_value") for d in dims):
+            shapes[vi.name] = tuple(d.dim_value for d in dims)
     wanted = sorted(names - set(shapes))
     if not wanted:
         return shapes

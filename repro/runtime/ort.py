@@ -1,16 +1,33 @@
-"""ONNX Runtime backend: one session over the value-and-grad graph built by `repro.grad`."""
+"""ONNX Runtime backend: one session over the value-and-grad graph built by `repro.grad`.
+
+One session serves value, gradient, images and logits, so the weights are held once. ORT runs every node of
+a graph whatever outputs a call asks for, so the gradient's nodes sit in an `If` on the boolean input
+`with_grad`: images and logits run the forward nodes only (docs/architecture.md, "One ORT session").
+
+Every session reads its model from a file with the weights beside it (ONNX external data). ORT maps the
+weights from that file instead of copying them out of a serialized proto, and a model may exceed protobuf's
+2 GiB limit. The file lives in a temporary folder that is removed once the session is open: the mapping
+keeps the data.
+"""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import TensorProto, helper
 
+from repro.convert.save import copy_without, header_with_external_weights
 from repro.grad import value_and_grad_model
 from repro.posterior import onehot
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+WEIGHTS = "weights.bin"
+WITH_GRAD = "with_grad"  # the boolean input that runs the gradient's nodes
 
 
 def providers(device: str) -> list[str]:
@@ -20,16 +37,94 @@ def providers(device: str) -> list[str]:
     return [CPU]
 
 
-def make_session(model: onnx.ModelProto, device: str = "cpu", threads: int = 0) -> ort.InferenceSession:
+def external_weights(model: onnx.ModelProto, folder: Path) -> onnx.ModelProto:
+    """A copy of `model` whose large initializers point into folder/weights.bin, which this writes.
+
+    The caller's model is not modified, and the weights are never copied whole in memory."""
+    with open(folder / WEIGHTS, "wb") as data:
+        return header_with_external_weights(model, data, WEIGHTS)
+
+
+def write_header(header: onnx.ModelProto, folder: Path) -> Path:
+    """folder/model.onnx, whose external weights are folder/weights.bin."""
+    path = folder / "model.onnx"
+    path.write_bytes(header.SerializeToString())
+    return path
+
+
+def open_session(
+    path: Path, device: str = "cpu", threads: int = 0, prepack: bool = True
+) -> ort.InferenceSession:
+    """`prepack=False` keeps ORT from adding its own reordered copy of each matrix beside the original."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # ceil-mode pooling shapes make ORT's verifier warn on valid graphs
-    return ort.InferenceSession(model.SerializeToString(), options, providers=providers(device))
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    return ort.InferenceSession(str(path), options, providers=providers(device))
+
+
+def make_session(model: onnx.ModelProto, device: str = "cpu", threads: int = 0) -> ort.InferenceSession:
+    with tempfile.TemporaryDirectory(prefix="repro-ort-") as name:
+        folder = Path(name)
+        return open_session(write_header(external_weights(model, folder), folder), device, threads)
+
+
+def gated_value_and_grad(header: onnx.ModelProto) -> onnx.ModelProto:
+    """The posterior `header` (weights external) plus `grad_z`, computed only when `with_grad` is true.
+
+    The gradient is built with the external weights declared as graph inputs: their shapes alone decide its
+    nodes, and `repro.grad` measures shapes by running the graph from memory, where external data cannot be
+    found. They become the same external initializers again afterwards.
+    """
+    external = [t for t in header.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    names = {t.name for t in external}
+    skeleton = copy_without(header, "graph")
+    skeleton.graph.CopyFrom(copy_without(header.graph, "initializer"))
+    skeleton.graph.initializer.extend(t for t in header.graph.initializer if t.name not in names)
+    skeleton.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in external)
+    model = value_and_grad_model(skeleton, wrt="z", of="logp")
+    inputs = [vi for vi in model.graph.input if vi.name not in names]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    model.graph.initializer.extend(external)
+    _gate(model.graph, len(header.graph.node), "z", "grad_z")
+    return model
+
+
+def _gate(graph: onnx.GraphProto, n_forward: int, wrt: str, grad: str) -> None:
+    """Move the nodes after the first `n_forward` (value_and_grad_model appends the gradient's nodes after
+    the forward ones) into the true branch of an If on `with_grad`; the false branch gives zeros."""
+    backward = [onnx.NodeProto() for _ in range(len(graph.node) - n_forward)]
+    for copy, node in zip(backward, graph.node[n_forward:], strict=True):
+        copy.CopyFrom(node)
+    del graph.node[n_forward:]
+    inner = f"grad/{WITH_GRAD}/{grad}"  # a subgraph may not reuse a name of the graph around it
+    for node in backward:
+        node.output[:] = [inner if name == grad else name for name in node.output]
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    without = [
+        helper.make_node("Shape", [wrt], ["grad/without/shape"]),
+        helper.make_node("ConstantOfShape", ["grad/without/shape"], ["grad/without/zeros"], value=zero),
+    ]
+    branches = {
+        "then_branch": helper.make_graph(
+            backward, WITH_GRAD, [], [helper.make_tensor_value_info(inner, TensorProto.FLOAT, None)]
+        ),
+        "else_branch": helper.make_graph(
+            without,
+            "without_grad",
+            [],
+            [helper.make_tensor_value_info("grad/without/zeros", TensorProto.FLOAT, None)],
+        ),
+    }
+    graph.node.append(helper.make_node("If", [WITH_GRAD], [grad], name=f"grad/{WITH_GRAD}", **branches))
+    graph.input.append(helper.make_tensor_value_info(WITH_GRAD, TensorProto.BOOL, []))
 
 
 class OrtBackend:
-    """Value and gradient from the autograd-free ONNX graph; images from the forward graph."""
+    """Value and gradient from the autograd-free ONNX graph; images and logits from its forward nodes."""
 
     name = "ort"
     label = "ORT-VJP"
@@ -38,23 +133,32 @@ class OrtBackend:
         self, posterior: onnx.ModelProto, classes: np.ndarray | int, device: str = "cpu", threads: int = 0
     ):
         self.classes = classes
-        self._forward = make_session(posterior, device, threads)
-        self._grad = make_session(value_and_grad_model(posterior, wrt="z", of="logp"), device, threads)
-        inputs = {i.name: i.shape for i in self._forward.get_inputs()}
+        with tempfile.TemporaryDirectory(prefix="repro-ort-") as name:
+            folder = Path(name)
+            header = gated_value_and_grad(external_weights(posterior, folder))
+            # Without prepacking: the gradient reuses every weight matrix, so ORT's reordered copies would
+            # sit beside the originals instead of replacing them.
+            self._session = open_session(write_header(header, folder), device, threads, prepack=False)
+        inputs = {i.name: i.shape for i in self._session.get_inputs()}
         self.code_size = int(inputs["z"][1])
         self.n_classes = int(inputs["class_onehot"][1])
-        self.device = self._grad.get_providers()[0]
+        self.device = self._session.get_providers()[0]
 
-    def _feeds(self, z: np.ndarray) -> dict[str, np.ndarray]:
+    def _run(self, outputs: list[str], z: np.ndarray, with_grad: bool) -> list[np.ndarray]:
         z = np.ascontiguousarray(z, dtype=np.float32)
-        return {"z": z, "class_onehot": onehot(self.classes, len(z), self.n_classes)}
+        feeds = {
+            "z": z,
+            "class_onehot": onehot(self.classes, len(z), self.n_classes),
+            WITH_GRAD: np.array(with_grad),
+        }
+        return self._session.run(outputs, feeds)
 
     def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logp, grad = self._grad.run(["logp", "grad_z"], self._feeds(z))
+        logp, grad = self._run(["logp", "grad_z"], z, True)
         return logp, grad
 
     def images(self, z: np.ndarray) -> np.ndarray:
-        return self._forward.run(["image"], self._feeds(z))[0]
+        return self._run(["image"], z, False)[0]
 
     def logits(self, z: np.ndarray) -> np.ndarray:
-        return self._forward.run(["logits"], self._feeds(z))[0]
+        return self._run(["logits"], z, False)[0]
