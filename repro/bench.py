@@ -63,14 +63,14 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def _ort_or_torch(name: str, path: str):
-    return make_backend(name, onnx.load(path), 0)
+def _ort_or_torch(name: str, path: str, device: str):
+    return make_backend(name, onnx.load(path), 0, device)
 
 
-def _eager(parts: PosteriorParts):
+def _eager(parts: PosteriorParts, device: str):
     from repro.eager_port import EagerPosterior
 
-    return EagerPosterior(parts, 0)
+    return EagerPosterior(parts, 0, device)
 
 
 def _measure(make: Callable, batch: int, repeats: int, seed: int, queue) -> None:
@@ -90,7 +90,13 @@ def _timed(make: Callable, batch: int, repeats: int, seed: int) -> dict:
         t0 = time.perf_counter()
         backend.value_and_grad(z)
         times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "times_s": times, "peak_rss_mb": _peak_rss_mb()}
+    where = str(getattr(backend, "device", "cpu"))  # what it ran on (a backend falls back to the CPU)
+    return {
+        "median_s": statistics.median(times),
+        "times_s": times,
+        "peak_rss_mb": _peak_rss_mb(),
+        "device": where,
+    }
 
 
 def _result_of(proc, queue, what: str) -> dict:
@@ -123,6 +129,7 @@ def run_bench(
     seed: int = 0,
     progress=None,
     models: PosteriorParts | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Rows per batch: each backend of BACKENDS, then the eager port where `models` (the parts `posterior`
     was built from, with posterior_model's default objective and prior) are the architectures it ports."""
@@ -135,9 +142,9 @@ def run_bench(
         header = external_weights(posterior, Path(folder))  # shape inference never copies the weights
         flops = 2.0 * forward_flops(header)  # forward + input-gradient sweep ≈ 2× forward (no weight grads)
         path = str(write_header(header, Path(folder)))
-        makers = {name: partial(_ort_or_torch, name, path) for name in BACKENDS}
+        makers = {name: partial(_ort_or_torch, name, path, device) for name in BACKENDS}
         if eager["available"]:
-            makers[EAGER] = partial(_eager, models)
+            makers[EAGER] = partial(_eager, models, device)
         for batch in batches:
             for name, make in makers.items():
                 queue = ctx.Queue()
@@ -148,6 +155,7 @@ def run_bench(
                 rows.append(
                     {
                         "backend": name,
+                        "device": result["device"],
                         "batch": batch,
                         "median_s": result["median_s"],
                         "s_per_chain": per_chain,

@@ -220,10 +220,11 @@ def parity(models_spec, batch, class_index, directions, seed, device, as_json) -
     type=click.IntRange(min=1),
     help="timed runs after one warm-up (median reported)",
 )
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
-def bench(models_spec, batches, repeats, as_json) -> None:
+def bench(models_spec, batches, repeats, device, as_json) -> None:
     """Value-and-grad seconds per chain, GFLOP/s and peak memory: ORT-VJP vs torch autograd vs a hand-written
-    torch eager port (where the set has the architectures it ports), on CPU."""
+    torch eager port (where the set has the architectures it ports), on the CPU or a GPU."""
     import json
 
     from repro.bench import run_bench
@@ -247,7 +248,7 @@ def bench(models_spec, batches, repeats, as_json) -> None:
             err=True,
         )
 
-    result = run_bench(posterior_model(ms), sizes, repeats, progress=show, models=ms)
+    result = run_bench(posterior_model(ms), sizes, repeats, progress=show, models=ms, device=device)
     if as_json:
         click.echo(json.dumps({"models": ms.name, **result}, indent=2))
     else:
@@ -259,7 +260,7 @@ def bench(models_spec, batches, repeats, as_json) -> None:
             if "speedup_vs_eager" in r:
                 extra += f"  ORT/eager speed-up {r['speedup_vs_eager']:.2f}x"
             click.echo(
-                f"{r['backend']:>5}  batch {r['batch']:>3}  {r['s_per_chain']:.4f} s/chain  "
+                f"{r['backend']:>5} ({r['device']})  batch {r['batch']:>3}  {r['s_per_chain']:.4f} s/chain  "
                 f"{r['gflops']:.1f} GFLOP/s  peak {r['peak_rss_mb']:.0f} MB{extra}"
             )
 

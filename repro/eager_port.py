@@ -17,6 +17,7 @@ from repro.caffe.architectures import GENERATOR_DECONVS
 from repro.convert.cache import load_caffe_net
 from repro.errors import BadInput
 from repro.posterior import PosteriorParts, onehot
+from repro.runtime.torch import resolve_device
 
 GENERATOR, CLASSIFIER = "fc6_generator", "caffenet"  # the built-in architectures this port is written for
 LEAK = 0.3  # the generator's leaky ReLU slope
@@ -58,14 +59,15 @@ class EagerPosterior:
     name = "eager"
     label = "torch eager (hand-written)"
 
-    def __init__(self, parts: PosteriorParts, classes: np.ndarray | int):
+    def __init__(self, parts: PosteriorParts, classes: np.ndarray | int, device: str = "cpu"):
         why = unavailable(parts)
         if why is not None:
             raise BadInput(f"eager port: not available for this model set: {why}")
         self.classes = classes
+        self.device = resolve_device(device)
         self.crop = slice(parts.crop_offset, parts.crop_offset + parts.crop_size)
-        self._g = _weights(parts.generator)
-        self._c = _weights(parts.classifier)
+        self._g = {k: [t.to(self.device) for t in v] for k, v in _weights(parts.generator).items()}
+        self._c = {k: [t.to(self.device) for t in v] for k, v in _weights(parts.classifier).items()}
         self.code_size = self._g["defc7"][0].shape[1]
         self.n_classes = self._c["fc8"][0].shape[0]
 
@@ -93,11 +95,11 @@ class EagerPosterior:
 
     def logp(self, z: torch.Tensor) -> torch.Tensor:
         logits = self.classify(self.generate(z)[:, :, self.crop, self.crop])
-        selected = torch.from_numpy(onehot(self.classes, len(z), self.n_classes))
+        selected = torch.from_numpy(onehot(self.classes, len(z), self.n_classes)).to(self.device)
         return (F.log_softmax(logits, dim=1) * selected).sum(1) - 0.5 * (z * z).sum(1)
 
     def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        zt = torch.tensor(np.asarray(z), dtype=torch.float32, requires_grad=True)
+        zt = torch.tensor(np.asarray(z), dtype=torch.float32, device=self.device, requires_grad=True)
         logp = self.logp(zt)
         (grad,) = torch.autograd.grad(logp.sum(), zt)
-        return logp.detach().numpy(), grad.numpy()
+        return logp.detach().cpu().numpy(), grad.cpu().numpy()
