@@ -114,8 +114,8 @@ def describe(est: Estimate, backend: str, device: str) -> str:
         f"{'all':<16} {sum(r.cells for r in est.rows):>5} {'':>5} {'':>5} {'':>6} {'':>11} "
         f"{est.gradients:>12,} {_duration(est.seconds):>10}"
     )
-    timing = ", ".join(
-        f"{o} batch {b}: {s * 1e3:.1f} ms" for (o, b), s in sorted(est.seconds_per_call.items())
+    timing = "; ".join(
+        f"{o}, batch {b}: {s * 1e3:.1f} ms" for (o, b), s in sorted(est.seconds_per_call.items())
     )
     lines.append(
         f"priced by one value-and-grad call ({backend} on {device}, median, this machine): {timing}. "
