@@ -81,8 +81,8 @@ def _measure(make: Callable, batch: int, repeats: int, seed: int, queue) -> None
         queue.put({"error": f"{type(e).__name__}: {e}", "bad_input": isinstance(e, BadInput)})
 
 
-def _timed(make: Callable, batch: int, repeats: int, seed: int) -> dict:
-    backend = make()
+def call_times(backend, batch: int, repeats: int, seed: int = 0) -> list[float]:
+    """Seconds of `repeats` value-and-grad calls at `batch` chains, after one warm-up call."""
     z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
     backend.value_and_grad(z)  # warm-up: allocations, kernel selection
     times = []
@@ -90,6 +90,12 @@ def _timed(make: Callable, batch: int, repeats: int, seed: int) -> dict:
         t0 = time.perf_counter()
         backend.value_and_grad(z)
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def _timed(make: Callable, batch: int, repeats: int, seed: int) -> dict:
+    backend = make()
+    times = call_times(backend, batch, repeats, seed)
     where = str(getattr(backend, "device", "cpu"))  # what it ran on (a backend falls back to the CPU)
     return {
         "median_s": statistics.median(times),

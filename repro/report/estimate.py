@@ -10,11 +10,9 @@ evaluations of clipped steps, which depend on the chains.
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass
 
-import numpy as np
-
+from repro.bench import call_times
 from repro.report.plan import Plan
 from repro.report.run import Unit, Worker, pending_units
 from repro.samplers.methods import METHODS
@@ -88,15 +86,8 @@ def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats:
 
 
 def _seconds_per_call(backend, batch: int, repeats: int) -> float:
-    z = np.random.default_rng(0).standard_normal((batch, backend.code_size)).astype(np.float32)
     backend.classes = 0
-    backend.value_and_grad(z)  # warm-up: allocations, kernel selection
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        backend.value_and_grad(z)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(call_times(backend, batch, repeats))
 
 
 def describe(est: Estimate, backend: str, device: str) -> str:
