@@ -30,11 +30,16 @@ def authors(rgb: np.ndarray) -> np.ndarray:
     return _resize(np.ascontiguousarray(rgb[:AUTHORS_CROP, :AUTHORS_CROP])).T.astype(np.float32)
 
 
-def standard(rgb: np.ndarray) -> np.ndarray:
+def central_square(rgb: np.ndarray) -> np.ndarray:
+    """The largest centred square of an [H, W, 3] image, contiguous."""
     h, w = rgb.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    small = _resize(np.ascontiguousarray(rgb[top : top + side, left : left + side]))
+    return np.ascontiguousarray(rgb[top : top + side, left : left + side])
+
+
+def standard(rgb: np.ndarray) -> np.ndarray:
+    small = _resize(central_square(rgb))
     return (small.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
 
 

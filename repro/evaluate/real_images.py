@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from repro.dcgan.preprocess import central_square, read_rgb
 from repro.errors import BadInput
 from repro.modelsets import ModelSet
 
@@ -58,12 +59,8 @@ def _from_folder(ms: ModelSet, class_index: int, n: int) -> np.ndarray | None:
     rgb = []
     for path in files:
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                side = min(im.size)
-                left, top = (im.width - side) // 2, (im.height - side) // 2
-                im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-                rgb.append(np.asarray(im))
-        except OSError as e:
-            raise BadInput(f"--real-images: {path}: not an image file PIL can read ({e})") from None
+            square = central_square(read_rgb(path))
+        except BadInput as e:
+            raise BadInput(f"--real-images: {e}") from None
+        rgb.append(np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR)))
     return procedural.to_caffe_input(np.stack(rgb), ms.mean_bgr)
