@@ -159,6 +159,28 @@ def test_onnx_judge_matches_float64_numpy(params, scale):
     np.testing.assert_allclose(both, np_judge_logit(params, x[:2]), rtol=1e-5, atol=1e-5)
 
 
+def test_a_narrower_discriminator_of_the_same_design_loads_and_scores(tmp_path):
+    """The embedded set's judge is the paper's design at other widths: same reader, same port, same maths."""
+    widths = (8, 8, 16, 16, 32, 32)
+    write_judge(tmp_path / "ok", random_judge(4, scale=0.05, widths=widths))
+    back = load_judge(tmp_path / "ok")
+    assert back.widths == widths and back.arrays["wy"].shape == (32 * 4 * 4, 1)
+    x = np.random.default_rng(4).uniform(0, 255, (2, 3, 32, 32)).astype(np.float32)
+    session = make_session(judge_to_onnx(back))
+    for i in range(2):
+        ours = session.run(["logit"], {"image": x[i : i + 1]})[0]
+        np.testing.assert_allclose(ours, np_judge_logit(back, x[i : i + 1]), rtol=1e-5, atol=1e-5)
+    arrays = dict(back.arrays)
+    arrays["w4"] = np.zeros((16, 8, 3, 3), np.float32)  # a kernel that does not fit the widths around it
+    write_judge(tmp_path / "bad", JudgeParams(arrays))
+    with pytest.raises(
+        BadInput,
+        match=r"_08\.npy: parameter 8 \(w4\) has shape \(16, 8, 3, 3\), the discriminator expects "
+        r"\(16, 16, 3, 3\) \(convolution widths 8/8/16/16/32/32",
+    ):
+        load_judge(tmp_path / "bad")
+
+
 def test_kernels_are_flipped(params):
     """A cross-correlation port (no flip) gives other scores: the flip is not a no-op on these weights."""
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 32, 32)).astype(np.float32)

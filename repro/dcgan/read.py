@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repro.dcgan.params import PARAMS, JudgeParams
+from repro.dcgan.params import CONV_NAMES, PAPER_WIDTHS, PARAMS, JudgeParams, param_shapes
 from repro.errors import BadInput
 
 WRAPPER = ("sklearn.externals.joblib.numpy_pickle", "NDArrayWrapper")
@@ -101,25 +101,38 @@ def judge_files(path: str | os.PathLike) -> list[Path]:
 
 
 def load_judge(path: str | os.PathLike) -> JudgeParams:
-    """The judge's 17 parameters, each checked against the network's shape, as float32."""
+    """The judge's 17 parameters as float32, each checked against the shape the network's design gives it.
+
+    The widths are read from the first kernel and the batchnorm scales (one number per channel, so a
+    transposed kernel is reported as such), so the paper's net and a narrower one of its design both load."""
     index = find_index(path)
     names = _filenames(index)
     if len(names) != len(PARAMS):
         raise BadInput(f"{index}: expected {len(PARAMS)} parameter files, the index names {len(names)}")
-    arrays = {}
-    for i, ((param, shape), name) in enumerate(zip(PARAMS, names, strict=True)):
-        file = index.parent / name
-        if not file.exists():
-            raise BadInput(f"{index}: parameter {i + 1} ({param}) is in {file}, which is missing")
-        try:
-            a = np.load(file, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise BadInput(f"{file}: not a readable .npy file ({e})") from None
-        if a.shape != shape:
+    by_name = {
+        param: _load_array(index, i, param, name)
+        for i, ((param, _), name) in enumerate(zip(PARAMS, names, strict=True))
+    }
+    sized = [by_name["w"], *(by_name[f"g{k}"] for k in range(2, len(CONV_NAMES) + 1))]
+    widths = tuple(a.shape[0] if a.ndim in (1, 4) else -1 for a in sized)
+    for i, ((param, shape), name) in enumerate(zip(param_shapes(widths), names, strict=True)):
+        if by_name[param].shape != shape:
             raise BadInput(
-                f"{file}: parameter {i + 1} ({param}) has shape {a.shape}, the discriminator expects {shape}"
+                f"{index.parent / name}: parameter {i + 1} ({param}) has shape {by_name[param].shape}, the "
+                f"discriminator expects {shape} (convolution widths {'/'.join(map(str, widths))} read from "
+                f"w, g2…g6; the paper's are {'/'.join(map(str, PAPER_WIDTHS))})"
             )
-        if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all():
-            raise BadInput(f"{file}: parameter {i + 1} ({param}) must hold finite floats, got {a.dtype}")
-        arrays[param] = a.astype(np.float32)
-    return JudgeParams(arrays, index)
+    return JudgeParams(by_name, index)
+
+
+def _load_array(index: Path, i: int, param: str, name: str) -> np.ndarray:
+    file = index.parent / name
+    if not file.exists():
+        raise BadInput(f"{index}: parameter {i + 1} ({param}) is in {file}, which is missing")
+    try:
+        a = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise BadInput(f"{file}: not a readable .npy file ({e})") from None
+    if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all():
+        raise BadInput(f"{file}: parameter {i + 1} ({param}) must hold finite floats, got {a.dtype}")
+    return a.astype(np.float32)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.atomic import atomic_path, write_bytes
-from repro.dcgan.params import PARAMS, JudgeParams
+from repro.dcgan.params import PAPER_WIDTHS, PARAMS, JudgeParams, param_shapes
 from repro.dcgan.read import NDARRAY, WRAPPER
 
 
@@ -53,15 +53,11 @@ def write_judge(folder: str | os.PathLike, params: JudgeParams, stem: str = "30_
     return index
 
 
-def random_judge(seed: int, scale: float = 0.02) -> JudgeParams:
+def random_judge(seed: int, scale: float = 0.02, widths: tuple[int, ...] = PAPER_WIDTHS) -> JudgeParams:
     """Seeded parameters of the right shapes (DCGAN's N(0, 0.02²) init; batchnorm scales near 1)."""
     rng = np.random.default_rng(seed)
     arrays = {}
-    for name, shape in PARAMS:
-        if name.startswith("g"):
-            arrays[name] = (1.0 + scale * rng.standard_normal(shape)).astype(np.float32)
-        elif name.startswith("b"):
-            arrays[name] = (scale * rng.standard_normal(shape)).astype(np.float32)
-        else:
-            arrays[name] = (scale * rng.standard_normal(shape)).astype(np.float32)
+    for name, shape in param_shapes(widths):
+        centre = 1.0 if name.startswith("g") else 0.0
+        arrays[name] = (centre + scale * rng.standard_normal(shape)).astype(np.float32)
     return JudgeParams(arrays)
