@@ -2,7 +2,8 @@
 
 tools/embedded describes each net once and derives both the torch module and the prototxt; here every
 architecture, with seeded random weights and non-trivial batch-norm statistics, is written as Caffe files,
-read back by repro.caffe, converted by repro.convert and run by ONNX Runtime, and compared with torch.
+read back by repro.caffe, converted by repro.convert and run by ONNX Runtime, and compared with torch. The
+judge is written in dcgan_code's format instead and read back by repro.dcgan, as the paper's judge is.
 """
 
 import numpy as np
@@ -11,7 +12,10 @@ import torch
 from torch import nn
 
 from repro import caffe
+from repro.dcgan import DcganFiles, load_judge, write_judge
+from repro.evaluate.judges import DcganJudge
 from tools.embedded import architectures as arch
+from tools.embedded import dcgan_judge
 from tools.embedded.export import TOLERANCE, OrtNet, write_caffe
 from tools.embedded.layers import ChannelLRN, prototxt
 
@@ -19,7 +23,6 @@ ARCHS = {
     "classifier": (arch.classifier, ["fc8", "fc6", "prob"]),
     "evaluator": (arch.evaluator, ["fc", "gap"]),
     "generator": (arch.generator, ["deconv0"]),
-    "judge": (arch.judge, ["p_real", "conv2"]),
 }
 
 
@@ -61,3 +64,23 @@ def test_written_caffe_net_matches_torch(name, tmp_path):
         assert got[blob].shape == r.shape
         err = np.abs(got[blob] - r).max() / np.abs(r).max()
         assert err <= TOLERANCE, f"{name}/{blob}: relative error {err:.2e}"
+
+
+def test_written_dcgan_judge_scores_what_torch_computed(tmp_path):
+    """torch's cross-correlation with batch statistics, written with flipped kernels, read by the Theano-
+    semantics port: the same logits at batch 1 (how the judge scores), for the quartered widths."""
+    torch.manual_seed(0)
+    disc = dcgan_judge.Discriminator()
+    with torch.no_grad():
+        for norm in disc.norms:  # make the batchnorm scale and shift do something
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    index = write_judge(tmp_path, disc.params(), stem="7_discrim_params")
+    assert load_judge(index).widths == dcgan_judge.WIDTHS
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ref = torch.cat([disc(x[i : i + 1]) for i in range(4)]).numpy()
+        batch = disc(x).numpy()
+    got = DcganJudge(DcganFiles(tmp_path)).logits(x.numpy())
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    assert np.abs(batch - ref).max() > 1e-3  # batch statistics: the batch it is scored in matters

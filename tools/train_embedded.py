@@ -3,12 +3,13 @@
     python -m tools.train_embedded --out models/embedded
 
 Trains, in order: the classifier (whose fc6 is the code space), the independent evaluator classifier, the fc6
-generator (Dosovitskiy & Brox losses), and a DCGAN whose discriminator is the realism judge. Each net is then
-written as a V2 prototxt + caffemodel through repro.caffe, read back through the normal path (repro.caffe →
-repro.convert → ONNX Runtime) and compared with the torch model it came from. Everything runs on the CPU with
-two threads and fixed seeds; `--work` keeps each stage's torch weights so a stage can be reused with
-`--reuse` while developing (the shipped set is always made by one run without it).
-"""
+generator (Dosovitskiy & Brox losses), and a DCGAN whose discriminator, Radford et al.'s design as the paper's
+judge, is the realism judge. The first three are written as V2 prototxt + caffemodel through repro.caffe and
+read back through the normal path (repro.caffe → repro.convert → ONNX Runtime); the judge is written in
+dcgan_code's .jl + .npy format and read back by repro.dcgan; each is compared with the torch model it came
+from. Everything runs on the CPU with two threads and fixed seeds; `--work` keeps each stage's torch weights
+so a stage can be reused with `--reuse` while developing (the shipped set is always made by one run without
+it)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import torch
 
 from repro.data.procedural import channel_mean_bgr, make_dataset, to_caffe_input
 from tools.embedded import architectures as arch
-from tools.embedded import training
+from tools.embedded import dcgan_judge, training
 from tools.embedded.export import export_set
 
 SEEDS = {"train_data": 1, "heldout_data": 2, "classifier": 11, "evaluator": 23, "generator": 37, "judge": 41}
@@ -147,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     def make_judge():
-        judge, dgen, hist = training.train_judge(
-            arch.judge(), x, epochs=args.epochs_judge, seed=SEEDS["judge"]
-        )
+        judge, dgen, hist = dcgan_judge.train(train_rgb, epochs=args.epochs_judge, seed=SEEDS["judge"])
         last = hist[-50:].mean(0)
         return {"judge": judge, "dcgan_generator": dgen}, {
             "final_losses": {"d": round(float(last[0]), 4), "g": round(float(last[1]), 4)}
@@ -158,13 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     mods, gen_info = _stage("generator", work, args.reuse, timings, make_generator)
     gen = _load(mods, {"generator": arch.generator})["generator"]
     mods, judge_info = _stage("judge", work, args.reuse, timings, make_judge)
-    mods = _load(mods, {"judge": arch.judge, "dcgan_generator": arch.dcgan_generator})
+    mods = _load(mods, {"judge": dcgan_judge.Discriminator, "dcgan_generator": dcgan_judge.generator})
 
     t0 = time.perf_counter()
     export_set(
         Path(args.out),
-        nets={"classifier": cls, "evaluator": ev, "generator": gen, "judge": mods["judge"]},
-        dcgan_generator=mods["dcgan_generator"],
+        nets={"classifier": cls, "evaluator": ev, "generator": gen},
+        judge={
+            "discriminator": mods["judge"],
+            "generator": mods["dcgan_generator"],
+            "stem": f"{args.epochs_judge}_discrim_params",  # dcgan_code names a judge by its epoch
+        },
         data={
             "x": x,
             "codes": codes,

@@ -3,6 +3,8 @@
 The check that matters for the shipped set: what ONNX Runtime computes from the written Caffe files (read by
 repro.caffe, converted by repro.convert) equals what the torch modules computed when they were trained. All
 metrics in the manifest are then measured through that same ONNX Runtime path, so they describe the files.
+The judge is written in dcgan_code's format and read back, checked and scored by repro.evaluate.judges, the
+code that scores the paper's judge, with the preprocessing the paper's scoring used.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from repro import caffe
 from repro.atomic import write_text
 from repro.convert import to_onnx
 from repro.data.procedural import CLASS_NAMES, from_caffe_input
+from repro.dcgan import DcganFiles, judge_files, write_judge
+from repro.evaluate.judges import DcganJudge
 from repro.images import grid, save_png
 from repro.runtime.ort import make_session
-from tools.embedded.architectures import CODE, CROP, DCGAN_Z
+from tools.embedded import dcgan_judge
+from tools.embedded.architectures import CODE, CROP
 from tools.embedded.layers import CaffeChain, caffe_blobs, prototxt
-from tools.embedded.training import OFFSET, dcgan_to_image
+from tools.embedded.quality import detail_ratio
+from tools.embedded.training import OFFSET
 
 TOLERANCE = 1e-4  # max |ORT − torch| / max |torch|, per output blob
 BOUNDS_FILE = "fc6_bounds_3x.txt"
@@ -33,8 +39,9 @@ ROLES = {  # net → (input blob, blobs checked and recorded in the manifest)
     "classifier": ("data", {"logits": "fc8", "features": "fc6", "prob": "prob"}),
     "evaluator": ("data", {"logits": "fc", "features": "gap"}),
     "generator": ("feat", {"output": "deconv0"}),
-    "judge": ("data", {"output": "p_real"}),
 }
+JUDGE_FOLDER = "judge"
+JUDGE_ENTRY = {"preprocess": "authors", "file_format": "jpeg"}  # what the paper's scoring did
 
 
 def write_caffe(chain: CaffeChain, folder: Path, name: str) -> tuple[Path, Path]:
@@ -101,20 +108,61 @@ def _preview(path: Path, tiles: list[np.ndarray], columns: int, **labels) -> Non
     save_png(path, grid(tiles, columns, **labels))
 
 
+def _check_judge(disc: torch.nn.Module, judge: DcganJudge, pictures: np.ndarray) -> float:
+    """The written judge, as repro scores it, against the torch module, one image per batch as scored."""
+    inputs = dcgan_judge.unit_images(pictures).numpy()
+    with torch.no_grad():
+        ref = np.concatenate([disc(torch.from_numpy(inputs[i : i + 1])).numpy() for i in range(len(inputs))])
+    got = judge.logits(inputs)
+    err = float(np.abs(got - ref).max() / np.abs(ref).max())
+    print(
+        f"[verify] judge      logit    repro vs torch: max rel err {err:.2e} (tolerance {TOLERANCE:.0e}) "
+        f"on {len(inputs)} inputs",
+        flush=True,
+    )
+    if not err <= TOLERANCE:
+        raise RuntimeError(f"judge: logits differ between repro's DCGAN port and torch by {err:.3g}")
+    return err
+
+
+def _judge_scores(judge_dir: Path, kinds: dict) -> dict:
+    """Mean p(real) and log p(real) per kind of image, under each preprocessing preset.
+
+    Pictures (uint8 RGB) are scored as the files they are; generator outputs through DGN-AM's save path,
+    as the report scores them."""
+    out = {}
+    for preset in ("authors", "standard"):
+        judge = DcganJudge(DcganFiles(judge_dir, preset, JUDGE_ENTRY["file_format"]))
+        log_p = {}
+        for kind, (form, images) in kinds.items():
+            if form == "pictures":
+                logit = judge.score_rgb(list(images))
+                log_p[kind] = -np.logaddexp(0.0, -logit.astype(np.float64))
+            else:
+                log_p[kind] = judge.log_p_real(images)
+        out[preset] = {
+            "mean_p_real": {k: float(np.exp(v).mean()) for k, v in log_p.items()},
+            "mean_log_p_real": {k: float(v.mean()) for k, v in log_p.items()},
+        }
+    return out
+
+
 def export_set(
     out: Path,
     *,
     nets: dict,
-    dcgan_generator,
+    judge: dict,
     data: dict,
     info: dict,
     training: dict,
     timings: dict,
     started: float,
 ) -> None:
+    """`judge`: {"discriminator", "generator" (its DCGAN opponent), "stem" (the index's name)}."""
     out.mkdir(parents=True, exist_ok=True)
     mean = data["mean_bgr"]
     xh, yh = data["xh"].numpy(), data["yh"].numpy()
+    held_rgb = data["held_rgb"]
     rng = np.random.default_rng(5)
 
     files, ort_nets, verify = {}, {}, {}
@@ -122,6 +170,8 @@ def export_set(
         input_blob, blobs = ROLES[name]
         files[name] = write_caffe(chain, out, name)
         ort_nets[name] = OrtNet(*files[name], input_blob, list(blobs.values()))
+    judge_dir = out / JUDGE_FOLDER
+    write_judge(judge_dir, judge["discriminator"].params(), stem=judge["stem"])
     probe_codes = np.concatenate(
         [data["codes_h"][:8].numpy(), rng.standard_normal((8, CODE)).astype(np.float32)]
     )
@@ -130,11 +180,18 @@ def export_set(
         ("classifier", _crop(probe_images)),
         ("evaluator", _crop(probe_images)),
         ("generator", probe_codes),
-        ("judge", probe_images),
     ]:
         verify[name] = _check(name, nets[name], ort_nets[name], inputs)
+    noise_rgb = dcgan_judge.noise_pictures(len(xh), seed=6)
+    verify["judge"] = {
+        "logit": _check_judge(
+            judge["discriminator"],
+            DcganJudge(DcganFiles(judge_dir, **JUDGE_ENTRY)),
+            np.concatenate([held_rgb[:12], noise_rgb[:4]]),
+        )
+    }
 
-    # ---- metrics, all through ONNX Runtime on the written files
+    # ---- metrics, all through repro's read path on the written files
     cls_out = ort_nets["classifier"](_crop(xh))
     ev_out = ort_nets["evaluator"](_crop(xh))
     codes_h = cls_out["fc6"]
@@ -147,24 +204,18 @@ def export_set(
     ub = 3 * data["codes"].numpy().std(0)
     clipped = (rng.uniform(0, 1, (len(xh), CODE)) * ub).astype(np.float32)
     clipped_imgs = ort_nets["generator"](clipped)["deconv0"]
-    noise = (rng.standard_normal(xh.shape) * np.sqrt(pixel_var)).astype(np.float32)
-    with torch.no_grad():
-        dcgan_generator.eval()
-        dcgan_imgs = dcgan_to_image(
-            dcgan_generator(torch.randn(len(xh), DCGAN_Z, generator=torch.Generator().manual_seed(5)))
-        ).numpy()
-    judge = ort_nets["judge"]
-    scores = {
-        k: judge(v)["p_real"][:, 0]
-        for k, v in [
-            ("real_heldout", xh),
-            ("reconstructions", recon),
-            ("generator_random_codes", random_imgs),
-            ("generator_uniform_clipped_codes", clipped_imgs),
-            ("dcgan_samples", dcgan_imgs),
-            ("noise", noise),
-        ]
-    }
+    dcgan_rgb = dcgan_judge.samples(judge["generator"], len(xh), seed=5)
+    judge_scores = _judge_scores(
+        judge_dir,
+        {
+            "real_heldout": ("pictures", held_rgb),
+            "reconstructions": ("generator", recon),
+            "generator_random_codes": ("generator", random_imgs),
+            "generator_uniform_clipped_codes": ("generator", clipped_imgs),
+            "dcgan_samples": ("pictures", dcgan_rgb),
+            "noise": ("pictures", noise_rgb),
+        },
+    )
 
     # ---- bounds, previews
     bounds_path = out / BOUNDS_FILE
@@ -175,7 +226,6 @@ def export_set(
         "generator_samples": out / "generator_samples.png",
         "dcgan_samples": out / "dcgan_samples.png",
     }
-    held_rgb = data["held_rgb"]
     per_class = [[i for i in range(len(yh)) if yh[i] == c][:10] for c in range(len(CLASS_NAMES))]
     _preview(previews["dataset"], [held_rgb[i] for row in per_class for i in row], 10, row_labels=CLASS_NAMES)
     rec_rgb = from_caffe_input(recon, mean)
@@ -190,7 +240,7 @@ def export_set(
         list(from_caffe_input(np.concatenate([random_imgs[:30], clipped_imgs[:30]]), mean)),
         10,
     )
-    _preview(previews["dcgan_samples"], list(from_caffe_input(dcgan_imgs[:60], mean)), 10)
+    save_png(previews["dcgan_samples"], grid(list(dcgan_rgb[:60]), 10), scale=2)
 
     metrics = {
         "classifier_heldout_accuracy": float((cls_out["fc8"].argmax(1) == yh).mean()),
@@ -202,9 +252,11 @@ def export_set(
         "generator_reconstruction_rmse": float(np.sqrt(mse)),
         "heldout_pixel_variance": pixel_var,
         "generator_reconstruction_relative_mse": mse / pixel_var,
+        "generator_reconstruction_detail_ratio": detail_ratio(recon, xh),
         "evaluator_accuracy_on_reconstructions": float((recon_ev == yh).mean()),
-        "judge_mean_p_real": {k: float(v.mean()) for k, v in scores.items()},
-        "judge_mean_log_p_real": {k: float(np.log(np.maximum(v, 1e-30)).mean()) for k, v in scores.items()},
+        "judge_mean_p_real": judge_scores["authors"]["mean_p_real"],
+        "judge_mean_log_p_real": judge_scores["authors"]["mean_log_p_real"],
+        "judge_standard_preprocess": judge_scores["standard"],
         "fc6_std_mean": float(data["codes"].numpy().std(0).mean()),
         "fc6_dead_units": int((ub == 0).sum()),
         "verify_max_rel_err": verify,
@@ -222,7 +274,6 @@ def export_set(
             "prob": "prob",
             "input_size": CROP,
         },
-        "judge": {"input": "data", "output": "p_real", "input_size": 64},
         "evaluator": {"input": "data", "logits": "fc", "features": "gap", "input_size": CROP},
     }
     manifest = {
@@ -231,7 +282,9 @@ def export_set(
     }
     for name, entry in entries.items():
         manifest[name] = {"prototxt": files[name][0].name, "caffemodel": files[name][1].name, **entry}
-    all_files = [p for pair in files.values() for p in pair] + [bounds_path, *previews.values()]
+    manifest["judge"] = {"dcgan": JUDGE_FOLDER, **JUDGE_ENTRY}
+    judge_paths = judge_files(judge_dir)
+    all_files = [p for pair in files.values() for p in pair] + judge_paths + [bounds_path, *previews.values()]
     manifest.update(
         {
             "class_names": list(CLASS_NAMES),
@@ -243,8 +296,8 @@ def export_set(
             "image_space": "BGR minus mean_bgr, 0–255 scale (generator output = classifier input)",
             "map_lr": 8.0,
             "previews": {k: p.name for k, p in previews.items()},
-            "sha256": {p.name: _sha256(p) for p in all_files},
-            "file_bytes": {p.name: p.stat().st_size for p in all_files},
+            "sha256": {p.relative_to(out).as_posix(): _sha256(p) for p in all_files},
+            "file_bytes": {p.relative_to(out).as_posix(): p.stat().st_size for p in all_files},
             "training": {
                 **training,
                 "seconds": {**timings, "total_before_manifest": round(time.perf_counter() - started, 1)},
