@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs-classifier", type=int, default=8)
     ap.add_argument("--epochs-evaluator", type=int, default=6)
     ap.add_argument("--epochs-generator", type=int, default=12)
-    ap.add_argument("--epochs-judge", type=int, default=15)
+    ap.add_argument("--epochs-judge", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     command = "python -m tools.train_embedded " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
