@@ -114,6 +114,30 @@ def test_claims_within_noise_do_not_reproduce_and_missing_rows_are_not_tested():
     assert "not thousands" in claims[1].evidence
 
 
+def test_realism_claims_are_also_read_with_kid_where_lower_is_better():
+    """The judge says the paper's ordering holds; KID (per class, lower is better) says the opposite for
+    claims 1 and 3 and agrees on 2: each reading decides by its own numbers and direction."""
+    rows = _rows(
+        judge={"map-clip": -6.0, "map": -12.0, "map-long": -5.9, "mala-clip": -5.5, "mala": -9.8, "hmc": -8},
+        diversity={"map-clip": 1.0, "map": 1.0, "map-long": 1.0, "mala-clip": 2.0, "mala": 2.5, "hmc": 2.2},
+        plateau={"mala-clip": 50.0, "mala": 400.0},
+    )
+    kid = {"map-clip": 0.01, "map": 0.02, "map-long": 0.01, "mala-clip": 0.3, "mala": 0.2, "hmc": 0.2}
+    rng = np.random.default_rng(2)
+    for key, row in rows.items():
+        row.values["kid"] = {(k,): kid[key] + 0.001 * rng.normal() for k in range(3)}
+    claims = check_claims(rows, LABELS, STEPS)
+    assert [c.verdict for c in claims] == ["reproduced"] * 5  # the judge's verdicts stay the claims' own
+    by_kid = [c.verdicts["paper"].get("kid") for c in claims]
+    assert [v["verdict"] for v in by_kid[:3]] == ["not reproduced", "reproduced", "not reproduced"]
+    assert by_kid[3] is None and by_kid[4] is None  # diversity and iterations are not judge readings
+    assert by_kid[0]["evidence"].startswith("Read with KID")
+    assert "mala-clip − map-clip" not in by_kid[2]["evidence"]  # lower is better: the other row first
+    assert "map-clip − mala-clip" in by_kid[2]["evidence"]
+    del rows["map"].values["kid"]
+    assert check_claims(rows, LABELS, STEPS)[0].verdicts["paper"]["kid"]["verdict"] == "not tested"
+
+
 def test_frozen_chains_leave_path_claims_untested_and_flag_image_claims():
     rows = _rows(
         judge={"map-clip": -6.0, "map": -12.0, "map-long": -5.9, "mala-clip": -5.5, "mala": -9.8, "hmc": -8},

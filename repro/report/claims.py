@@ -3,6 +3,10 @@
 Every rule compares rows by paired differences over shared units (same class, same start code; see
 metrics.py) and calls a difference real only when it exceeds twice its standard error. A claim whose rows
 were not run, or that has fewer than two units, is "not tested" rather than guessed.
+
+The claims about realism rest on one judge, which can reward what it was never shown (saturated MAP+clip
+images score above real ones on the embedded set); so they are also read with each metric in READINGS
+(KID against real images of the class), the same rule with the metric swapped and its direction respected.
 """
 
 from __future__ import annotations
@@ -44,12 +48,20 @@ class Claim:
         }
 
 
-CLAIMS: list[Callable[[dict[str, RowValues], dict[str, str], dict[str, int]], Claim]] = []
+CLAIMS: list[Callable[..., Claim]] = []  # (rows, labels, steps) → Claim
+REALISM_CLAIMS: set[Callable[..., Claim]] = set()  # those that also take `realism=<metric key>`
+JUDGE = "judge_log_p_real"
+READINGS: dict[str, str] = {"kid": "kid"}  # reading → the metric that stands in for the judge
 
 
-def claim(fn):
-    CLAIMS.append(fn)
-    return fn
+def claim(fn=None, *, realism: bool = False):
+    def register(f):
+        CLAIMS.append(f)
+        if realism:
+            REALISM_CLAIMS.add(f)
+        return f
+
+    return register(fn) if fn is not None else register
 
 
 def _greater(d: Stat) -> bool:
@@ -58,6 +70,25 @@ def _greater(d: Stat) -> bool:
 
 def _diff_text(name_a: str, name_b: str, d: Stat) -> str:
     return f"{name_a} − {name_b} = {format_stat(d)} (n = {d.n})"
+
+
+def _advantage(rows: dict[str, RowValues], labels: dict[str, str], a: str, b: str, metric: str):
+    """The paired difference a rule reads as "a beats b", and its text: a − b, except for a realism reading
+    whose metric is better when lower (KID), where it is b − a and the text names the metric."""
+    if metric in READINGS.values() and METRICS[metric].higher_is_better is False:
+        d = paired_difference(rows[b], rows[a], metric)
+        return d, f"{METRICS[metric].label}: {_diff_text(labels[b], labels[a], d)}"
+    d = paired_difference(rows[a], rows[b], metric)
+    return d, _diff_text(labels[a], labels[b], d)
+
+
+def _reading(metric: str) -> str:
+    """The evidence's preamble when a realism claim is read with a metric other than the judge."""
+    if metric == JUDGE:
+        return ""
+    m = METRICS[metric]
+    better = "lower" if m.higher_is_better is False else "higher"
+    return f"Read with {m.label} ({better} is better; the rule's judge swapped for it): "
 
 
 def _missing(rows: dict[str, RowValues], keys: list[str]) -> list[str]:
@@ -118,12 +149,12 @@ def _compare_all(
         return _not_tested(number, text, rule, f"{stuck}: the chains barely moved, so this is not measurable")
     if stuck:
         extra += f". Caution: {stuck}, so those chains barely left their start codes"
-    diffs = {f"{a} - {b}": paired_difference(rows[a], rows[b], metric) for a, b in pairs}
+    compared = {f"{a} - {b}": _advantage(rows, labels, a, b, metric) for a, b in pairs}
+    diffs = {k: d for k, (d, _) in compared.items()}
     if any(d.n < 2 for d in diffs.values()):
         return _not_tested(number, text, rule, "fewer than two paired units: no standard error")
     ok = all(_greater(d) for d in diffs.values())
-    parts = [_diff_text(labels[a], labels[b], diffs[f"{a} - {b}"]) for a, b in pairs]
-    evidence = "; ".join(parts) + extra
+    evidence = _reading(metric) + "; ".join(t for _, t in compared.values()) + extra
     return Claim(
         number,
         text,
@@ -134,8 +165,8 @@ def _compare_all(
     )
 
 
-@claim
-def mcmc_without_clipping_is_realistic(rows, labels, steps) -> Claim:
+@claim(realism=True)
+def mcmc_without_clipping_is_realistic(rows, labels, steps, realism: str = JUDGE) -> Claim:
     return _compare_all(
         1,
         "MCMC without clipping gives realistic images.",
@@ -145,12 +176,12 @@ def mcmc_without_clipping_is_realistic(rows, labels, steps) -> Claim:
         rows,
         labels,
         [("mala", "map"), ("hmc", "map")],
-        "judge_log_p_real",
+        realism,
     )
 
 
-@claim
-def long_map_needs_no_clipping(rows, labels, steps) -> Claim:
+@claim(realism=True)
+def long_map_needs_no_clipping(rows, labels, steps, realism: str = JUDGE) -> Claim:
     text = "MAP needs no clipping after thousands of iterations."
     rule = (
         "MAP without clipping, run long, must not score below DGN-AM's MAP+clip with the judge: the paired "
@@ -159,17 +190,16 @@ def long_map_needs_no_clipping(rows, labels, steps) -> Claim:
     missing = _missing(rows, ["map-long", "map-clip"])
     if missing:
         return _not_tested(2, text, rule, f"rows not run: {', '.join(missing)}")
-    unmeasured = _unmeasured(rows, ["map-long", "map-clip"], "judge_log_p_real")
+    unmeasured = _unmeasured(rows, ["map-long", "map-clip"], realism)
     if unmeasured:
         return _not_tested(2, text, rule, unmeasured)
-    d = paired_difference(rows["map-long"], rows["map-clip"], "judge_log_p_real")
+    d, diff_text = _advantage(rows, labels, "map-long", "map-clip", realism)
     if d.n < 2:
         return _not_tested(2, text, rule, "fewer than two paired units: no standard error")
     ok = d.mean > -Z * d.se
-    evidence = _diff_text(labels["map-long"], labels["map-clip"], d)
+    evidence = _reading(realism) + diff_text
     if "map" in rows:
-        short = paired_difference(rows["map-long"], rows["map"], "judge_log_p_real")
-        evidence += f"; against the short run: {_diff_text(labels['map-long'], labels['map'], short)}"
+        evidence += f"; against the short run: {_advantage(rows, labels, 'map-long', 'map', realism)[1]}"
     n_long = steps.get("map-long", 0)
     if n_long < 1000:
         evidence += f". Caution: the long run had only {n_long} iterations (budget-scaled), not thousands"
@@ -183,8 +213,8 @@ def long_map_needs_no_clipping(rows, labels, steps) -> Claim:
     )
 
 
-@claim
-def mala_clip_scores_best(rows, labels, steps) -> Claim:
+@claim(realism=True)
+def mala_clip_scores_best(rows, labels, steps, realism: str = JUDGE) -> Claim:
     return _compare_all(
         3,
         "MALA+clip scores best with the judge (Table 2).",
@@ -193,7 +223,7 @@ def mala_clip_scores_best(rows, labels, steps) -> Claim:
         rows,
         labels,
         [("mala-clip", "map-clip"), ("mala-clip", "mala"), ("mala-clip", "hmc")],
-        "judge_log_p_real",
+        realism,
     )
 
 
@@ -250,11 +280,18 @@ def _in_setting(rows, labels, swap: dict[str, str | None]):
 
 
 def check_claims(rows: dict[str, RowValues], labels: dict[str, str], steps: dict[str, int]) -> list[Claim]:
+    """Each claim under each setting; a realism claim's setting also holds its READINGS, e.g.
+    verdicts["paper"]["kid"] = {"verdict", "evidence"}."""
     claims = []
     for fn in CLAIMS:
         verdicts = {}
         for setting, swap in SETTINGS.items():
-            c = fn(*_in_setting(rows, labels, swap), steps)
+            seen = _in_setting(rows, labels, swap)
+            c = fn(*seen, steps)
             verdicts[setting] = {"verdict": c.verdict, "evidence": c.evidence}
+            if fn in REALISM_CLAIMS:
+                for reading, metric in READINGS.items():
+                    r = fn(*seen, steps, realism=metric)
+                    verdicts[setting][reading] = {"verdict": r.verdict, "evidence": r.evidence}
         claims.append(dataclasses.replace(fn(rows, labels, steps), verdicts=verdicts))
     return claims

@@ -112,11 +112,20 @@ FIGURE2 = "Figure 2 analog: one row per method, one column per class (first chai
 SETTING_NAMES = {"paper": "paper's equations", "released": "authors' code", "fitted-prior": "fitted prior"}
 
 
+def _verdict_cell(v: dict) -> str:
+    """A setting's verdict, and beside it the verdict of each other reading of a realism claim."""
+    others = [f"{name.upper()}: {r['verdict']}" for name, r in v.items() if isinstance(r, dict)]
+    return v["verdict"] + (f" ({'; '.join(others)})" if others else "")
+
+
 def _verdict_table(claims: list[dict]) -> Table:
     settings = list(claims[0]["verdicts"]) if claims else []
     return Table(
         ["#", "claim", *(SETTING_NAMES.get(s, s) for s in settings)],
-        [[str(c["number"]), c["claim"], *(c["verdicts"][s]["verdict"] for s in settings)] for c in claims],
+        [
+            [str(c["number"]), c["claim"], *(_verdict_cell(c["verdicts"][s]) for s in settings)]
+            for c in claims
+        ],
     )
 
 
@@ -130,7 +139,9 @@ def build_document(r: dict) -> list[Block]:
             "Each of the paper's claims, decided by its rule (below) on three settings: the rows that "
             "follow the paper's equations, the authors' released samplers (mala-released, hmc-released in "
             "place of MALA and HMC), and MALA and HMC with a prior fitted to real codes (mala-da-prior, "
-            "hmc-da-prior). A setting without the rows a claim needs leaves it not tested."
+            "hmc-da-prior). The claims about realism (1–3) are also read with KID against real images of "
+            "the class (in brackets), since one judge can reward images it was never shown. A setting "
+            "without the rows a claim needs leaves it not tested."
         ),
         _verdict_table(r["claims"]),
     ]
