@@ -68,7 +68,7 @@ KNOWN_EXTERNAL = {
         "classifier": (
             "caffenet.prototxt",
             "bvlc_reference_caffenet.caffemodel",
-            {"input": "data", "logits": "fc8"},
+            {"input": "data", "logits": "fc8", "code": "fc6"},  # fc6: the code the generator inverts
         ),
         "crop": (227, 14),
         "map_lr": 8.0,

@@ -38,3 +38,63 @@ def test_without_real_codes_the_bounds_file_gives_the_prior(tmp_path):
     floor = STD_FLOOR * np.median(bounds[bounds > 0] / 3)
     np.testing.assert_allclose(prior.mean, bounds / 3)
     np.testing.assert_allclose(prior.std, np.maximum(bounds / 3, floor))
+
+
+ENCODER = """
+name: "tiny_encoder_classifier"
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape { dim: 1 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "scale" type: "Power" bottom: "data" top: "scaled" power_param { scale: 0.01 } }
+layer { name: "fc6" type: "InnerProduct" bottom: "scaled" top: "fc6" inner_product_param { num_output: 16 } }
+layer { name: "relu6" type: "ReLU" bottom: "fc6" top: "fc6" }
+layer { name: "fc8" type: "InnerProduct" bottom: "fc6" top: "fc8" inner_product_param { num_output: 3 } }
+"""
+
+
+def test_a_code_blob_encodes_real_images_from_a_folder(tmp_path):
+    """A DGN-style set: real images only from --real-images, the code is the classifier's `code` blob (as
+    CaffeNet's fc6 is for dgn-caffenet), so the prior is fitted to the encoded images, not to the bounds."""
+    import dataclasses
+
+    from PIL import Image
+
+    from repro import caffe
+    from repro.convert import to_onnx
+    from repro.convert.cache import NetFiles
+    from repro.evaluate.real_images import real_images
+    from repro.runtime.ort import make_session
+
+    ms = resolve(str(write_tiny_set(tmp_path / "tiny")))
+    net = caffe.parse_net_text(ENCODER, source="encoder")
+    caffe.random_weights(net, seed=3)
+    caffe.write_net(net, tmp_path / "enc.prototxt", tmp_path / "enc.caffemodel")
+    rng = np.random.default_rng(0)
+    for k in range(len(ms.class_names)):
+        (tmp_path / "real" / str(k)).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "real" / str(k) / f"{i}.png")
+    blobs = {"input": "data", "logits": "fc8", "code": "fc6"}
+    with_code = dataclasses.replace(
+        ms,
+        classifier=NetFiles(tmp_path / "enc.prototxt", tmp_path / "enc.caffemodel", blobs),
+        real_images=tmp_path / "real",
+    )
+    prior = fitted_prior(with_code, 16)
+    assert "fc6 codes of 9 real images" in prior.source
+    # the same images encoded by a separate conversion of the same Caffe files
+    session = make_session(
+        to_onnx(caffe.load_net(tmp_path / "enc.prototxt", tmp_path / "enc.caffemodel"), ["fc6"])
+    )
+    o, s = ms.crop_offset, ms.crop_size
+    codes = np.concatenate(
+        [
+            session.run(["fc6"], {"data": np.ascontiguousarray(img[None, :, o : o + s, o : o + s])})[0]
+            for k in range(3)
+            for img in real_images(with_code, k, REAL_PER_CLASS)
+        ]
+    )
+    np.testing.assert_allclose(prior.mean, codes.mean(0), rtol=1e-5, atol=1e-6)
+    # without a code blob the same images cannot be encoded: the bounds rule, and the report says why
+    no_code = dataclasses.replace(with_code, classifier=ms.classifier)
+    assert "no blob of the generator's 16-unit code" in fitted_prior(no_code, 16).source

@@ -4,9 +4,10 @@ The paper's N(0, I) holds ‖z‖ near √D, while the codes the generator was t
 per-unit means and stds of several units and many units that are always 0; MCMC under N(0, I) draws grey
 images for that reason. The fitted prior is N(μ, diag σ²) with μ, σ the per-unit mean and std of real codes:
 
-- where the set has real images (the embedded set's held-out draws, or `--real-images`) and its
-  classifier's `features` blob is the code (as many units as the generator's input, e.g. the embedded
-  classifier's fc6), the codes of REAL_PER_CLASS images per class;
+- where the set has real images (the embedded set's held-out draws, or `--real-images`) and a classifier
+  blob that is the generator's code (its `code` blob, else its `features` blob, with as many units as the
+  generator's input: the embedded classifier's fc6; CaffeNet's fc6 for dgn-caffenet, the encoder the fc6
+  generator was trained to invert), the codes of REAL_PER_CLASS images per class;
 - else, from the clip-bounds file read as DGN-AM's act_range/3x (three stds of each unit): σ = μ = bound/3,
   the mean of a rectified unit taken as its std.
 
@@ -28,12 +29,16 @@ REAL_PER_CLASS = 32
 STD_FLOOR = 0.05
 
 
+def _code_blob(ms: ModelSet) -> str | None:
+    return ms.classifier.blobs.get("code") or ms.classifier.blobs.get("features")
+
+
 def fitted_prior(ms: ModelSet, code_size: int) -> GaussianPrior:
     codes = _real_codes(ms, code_size)
     if codes is not None:
         mean, std = codes.mean(0), codes.std(0)
         source = (
-            f"per-unit mean and std of the {ms.classifier.blobs['features']} codes of {len(codes)} real "
+            f"per-unit mean and std of the {_code_blob(ms)} codes of {len(codes)} real "
             f"images ({REAL_PER_CLASS} per class) through the classifier"
         )
     elif ms.clip_bounds is not None:
@@ -41,6 +46,11 @@ def fitted_prior(ms: ModelSet, code_size: int) -> GaussianPrior:
 
         mean = std = load_bounds(ms.clip_bounds, code_size) / 3.0
         source = f"mean = std = bound / 3 of the clip-bounds file {ms.clip_bounds.name} (act_range/3x)"
+        if available(ms):
+            source += (
+                f" (real images were given, but {ms.name}'s classifier has no blob of the generator's "
+                f"{code_size}-unit code to encode them with)"
+            )
     else:
         raise BadInput(
             f"model set {ms.name}: a fitted prior needs real images with a code-sized classifier features "
@@ -54,7 +64,7 @@ def fitted_prior(ms: ModelSet, code_size: int) -> GaussianPrior:
 
 
 def _real_codes(ms: ModelSet, code_size: int) -> np.ndarray | None:
-    blob = ms.classifier.blobs.get("features")
+    blob = _code_blob(ms)
     if blob is None or not available(ms):
         return None
     session = caffe_session(ms.classifier, [blob])
