@@ -53,10 +53,14 @@ def write_header(header: onnx.ModelProto, folder: Path) -> Path:
 
 
 def open_session(
-    path: Path, device: str = "cpu", threads: int = 0, prepack: bool = True
+    path: Path, device: str = "cpu", threads: int = 0, prepack: bool = True, profile: str | None = None
 ) -> ort.InferenceSession:
-    """`prepack=False` keeps ORT from adding its own reordered copy of each matrix beside the original."""
+    """`prepack=False` keeps ORT from adding its own reordered copy of each matrix beside the original;
+    `profile`: a file prefix for ORT's profiler (every node's run time; `end_profiling()` writes it)."""
     options = ort.SessionOptions()
+    if profile is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # ceil-mode pooling shapes make ORT's verifier warn on valid graphs
@@ -130,7 +134,12 @@ class OrtBackend:
     label = "ORT-VJP"
 
     def __init__(
-        self, posterior: onnx.ModelProto, classes: np.ndarray | int, device: str = "cpu", threads: int = 0
+        self,
+        posterior: onnx.ModelProto,
+        classes: np.ndarray | int,
+        device: str = "cpu",
+        threads: int = 0,
+        profile: str | None = None,
     ):
         self.classes = classes
         with tempfile.TemporaryDirectory(prefix="repro-ort-") as name:
@@ -138,7 +147,9 @@ class OrtBackend:
             header = gated_value_and_grad(external_weights(posterior, folder))
             # Without prepacking: the gradient reuses every weight matrix, so ORT's reordered copies would
             # sit beside the originals instead of replacing them.
-            self._session = open_session(write_header(header, folder), device, threads, prepack=False)
+            self._session = open_session(
+                write_header(header, folder), device, threads, prepack=False, profile=profile
+            )
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         self.code_size = int(inputs["z"][1])
         self.n_classes = int(inputs["class_onehot"][1])
@@ -162,3 +173,7 @@ class OrtBackend:
 
     def logits(self, z: np.ndarray) -> np.ndarray:
         return self._run(["logits"], z, False)[0]
+
+    def end_profiling(self) -> str:
+        """The profile's file (a Chrome trace), when the backend was made with `profile`."""
+        return self._session.end_profiling()
