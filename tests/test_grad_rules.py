@@ -176,6 +176,7 @@ CASES = [
     ("Transpose", [node("Transpose", ["x"], perm=[0, 2, 3, 1])], X4, {}, {}),
     ("Relu", [node("Relu", ["x"])], X4, {}, {}),
     ("LeakyRelu", [node("LeakyRelu", ["x"], alpha=0.3)], X4, {}, {}),
+    ("LeakyRelu negative slope", [node("LeakyRelu", ["x"], alpha=-0.3)], X4, {}, {}),
     ("Sigmoid", [node("Sigmoid", ["x"])], X4, {}, {}),
     ("Tanh", [node("Tanh", ["x"])], X4, {}, {}),
     ("Exp", [node("Exp", ["x"])], X4, {}, {}),

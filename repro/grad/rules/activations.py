@@ -11,16 +11,21 @@ from repro.grad.registry import vjp
 
 @vjp("Relu")
 def relu(node: NodeProto, grads: list[str | None], emit: Emitter) -> list[str | None]:
-    """Zero where x <= 0, as Caffe's ReLU backward (`bottom_data > 0`) and torch."""
-    positive = emit.op("Greater", [node.input[0], emit.const(0.0)])
+    """Zero where x <= 0, as Caffe's ReLU backward (`bottom_data > 0`) and torch.
+
+    The mask is read from the output (y > 0 exactly where x > 0), so that nothing but the ReLU reads the
+    layer before it and ONNX Runtime can fuse the two (a Conv or Gemm with its activation)."""
+    positive = emit.op("Greater", [node.output[0], emit.const(0.0)])
     return [emit.op("Where", [positive, grads[0], emit.const(0.0)])]
 
 
 @vjp("LeakyRelu")
 def leaky_relu(node: NodeProto, grads: list[str | None], emit: Emitter) -> list[str | None]:
-    """Slope `alpha` where x <= 0 (Caffe's negative_slope gradient at 0 as well)."""
+    """Slope `alpha` where x <= 0 (Caffe's negative_slope gradient at 0 as well). For alpha >= 0 the mask is
+    read from the output, as for Relu (y > 0 exactly where x > 0); a negative slope flips y's sign below 0."""
     alpha = emit.attrs(node).get("alpha", 0.01)
-    positive = emit.op("Greater", [node.input[0], emit.const(0.0)])
+    source = node.output[0] if alpha >= 0 else node.input[0]
+    positive = emit.op("Greater", [source, emit.const(0.0)])
     return [emit.op("Where", [positive, grads[0], emit.op("Mul", [grads[0], emit.const(alpha)])])]
 
 
