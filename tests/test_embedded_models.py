@@ -1,7 +1,8 @@
 """The shipped embedded model set: intact files, and nets that still do their jobs when read by repro.
 
-Every net goes through the normal path (repro.caffe → repro.convert → ONNX Runtime) and is measured on a
-FRESH procedural set (a seed the training never used), so the manifest's numbers are re-checked, not trusted.
+Every net goes through the normal path (repro.caffe → repro.convert → ONNX Runtime; the judge through
+repro.dcgan and repro.evaluate.judges, the paper's judge's path) and is measured on a FRESH procedural set (a
+seed the training never used), so the manifest's numbers are re-checked, not trusted.
 """
 
 import hashlib
@@ -15,11 +16,18 @@ import pytest
 from repro import caffe
 from repro.convert import to_onnx
 from repro.data.procedural import CLASS_NAMES, make_dataset, to_caffe_input
+from repro.dcgan import DcganFiles, judge_files, load_judge
+from repro.evaluate.judges import make_judge
 from repro.modelsets import from_manifest
 from repro.runtime.ort import make_session
+from tools.embedded.quality import detail_ratio
 
 ROOT = Path(__file__).resolve().parents[1] / "models" / "embedded"
 FRESH_SEED = 20240607
+CAFFE_NETS = ("generator", "classifier", "evaluator")
+# floors on the fresh set, below what the shipped set measures there (0.953, 0.567, 1.0); the set before the
+# DeePSiM rebuild measured 0.72 and 0.11 on its held-out images, so it would fail the first two
+RECOGNISED, DETAIL, REAL_OVER_NOISE = 0.9, 0.45, 0.95
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +39,7 @@ def manifest():
 def nets(manifest):
     """name → (ORT session, manifest entry); converted with a free batch dimension."""
     out = {}
-    for name in ("generator", "classifier", "judge", "evaluator"):
+    for name in CAFFE_NETS:
         entry = manifest[name]
         net = caffe.load_net(ROOT / entry["prototxt"], ROOT / entry["caffemodel"])
         model = to_onnx(
@@ -45,8 +53,13 @@ def nets(manifest):
 
 
 @pytest.fixture(scope="module")
-def fresh(manifest):
-    images, labels = make_dataset(30, seed=FRESH_SEED)
+def fresh_rgb():
+    return make_dataset(30, seed=FRESH_SEED)
+
+
+@pytest.fixture(scope="module")
+def fresh(manifest, fresh_rgb):
+    images, labels = fresh_rgb
     return to_caffe_input(images, manifest["mean_bgr"]), labels
 
 
@@ -64,9 +77,13 @@ def test_manifest_hashes_match_the_files(manifest):
     assert manifest["sha256"], "the manifest lists no files"
     for name, digest in manifest["sha256"].items():
         assert hashlib.sha256((ROOT / name).read_bytes()).hexdigest() == digest, name
-    for name in ("generator", "classifier", "judge", "evaluator"):
+    for name in CAFFE_NETS:
         for key in ("prototxt", "caffemodel"):
             assert manifest[name][key] in manifest["sha256"]
+    judge = judge_files(ROOT / manifest["judge"]["dcgan"])
+    assert len(judge) == 18  # the .jl index and the 17 parameter files it names
+    for path in judge:
+        assert path.relative_to(ROOT).as_posix() in manifest["sha256"]
     assert manifest["clip_bounds"] in manifest["sha256"]
     total = sum((ROOT / name).stat().st_size for name in manifest["sha256"])
     assert total < 20 * 2**20
@@ -112,20 +129,31 @@ def test_generator_reconstructs_fresh_images(manifest, nets, fresh):
     recorded = manifest["metrics"]["generator_reconstruction_mse"]
     assert mse < 1.25 * recorded, f"reconstruction MSE {mse:.1f} vs {recorded:.1f} recorded"
     assert relative < 0.5, f"relative reconstruction error {relative:.3f}"
-    # the code carries the class: the independent evaluator mostly recognises the reconstructions
+    # the code carries the class: the independent evaluator recognises the reconstructions, drawn sharp
     _, labels = fresh
-    assert (run(nets, "evaluator", "logits", crop(manifest, recon)).argmax(1) == labels).mean() > 0.6
+    recognised = (run(nets, "evaluator", "logits", crop(manifest, recon)).argmax(1) == labels).mean()
+    assert recognised >= RECOGNISED, f"evaluator recognises {recognised:.3f} of the reconstructions"
+    detail = detail_ratio(recon, x)
+    assert detail >= DETAIL, f"reconstructions keep {detail:.3f} of the real images' Laplacian detail"
 
 
-def test_judge_prefers_real_images(manifest, nets, fresh):
-    x, _ = fresh
+def test_judge_is_the_papers_design_in_its_format():
+    """Read by the paper's judge reader, scored with its preprocessing: same code path, other widths."""
+    judge = from_manifest(ROOT).judge
+    assert isinstance(judge, DcganFiles) and (judge.preprocess, judge.file_format) == ("authors", "jpeg")
+    assert load_judge(judge.index).widths == (32, 32, 64, 64, 128, 128)  # the paper's 128…512, quartered
+
+
+def test_judge_prefers_real_images(manifest, nets, fresh, fresh_rgb):
+    """Scored as the report scores: real pictures as files, generator outputs through DGN-AM's save path,
+    one image per batch, the `authors` preprocessing (top-left crop, transposed, unscaled)."""
+    judge = make_judge(from_manifest(ROOT).judge)
+    images, _ = fresh_rgb
     rng = np.random.default_rng(0)
-    samples = run(
-        nets, "generator", "output", rng.standard_normal((len(x), manifest["generator"]["code_size"]))
-    )
-    noise = rng.standard_normal(x.shape) * x.std()
-    p_real, p_gen, p_noise = (run(nets, "judge", "output", v)[:, 0] for v in (x, samples, noise))
-    assert p_real.mean() > p_gen.mean() + 0.2
-    assert p_real.mean() > p_noise.mean() + 0.2
-    # as a ranking: most real images score above most generated ones
-    assert np.mean(p_real[:, None] > p_gen[None, :]) > 0.8
+    noise = np.clip(128 + rng.standard_normal(images.shape) * 60, 0, 255).astype(np.uint8)
+    codes = run(nets, "classifier", "features", crop(manifest, fresh[0]))
+    recon = run(nets, "generator", "output", codes)
+    real, fake = judge.score_rgb(list(images)), judge.score_rgb(list(noise))
+    assert np.mean(real[:, None] > fake[None, :]) > REAL_OVER_NOISE  # as a ranking
+    p_recon = np.exp(judge.log_p_real(recon))
+    assert abs(p_recon.mean() - manifest["metrics"]["judge_mean_p_real"]["reconstructions"]) < 0.15

@@ -16,7 +16,7 @@ import pytest
 
 from repro import schemas
 from repro.cli import main
-from repro.dcgan import PRESETS
+from repro.dcgan import PRESETS, judge_files
 from repro.errors import BadInput
 from repro.images import FILE_FORMATS
 from repro.modelsets import check_files, from_manifest, read_manifest, resolve, sha256_of
@@ -341,10 +341,13 @@ def test_sha256_of_is_the_full_hex_digest(tmp_path):
 def test_the_embedded_manifest_validates_and_its_files_match():
     m = read_manifest(EMBEDDED / "manifest.json")
     check_files(EMBEDDED, m)
-    for role in ("generator", "classifier", "judge", "evaluator"):
+    for role in ("generator", "classifier", "evaluator"):
         for key in ("prototxt", "caffemodel"):
             name = m[role][key]
             assert sha256_of(EMBEDDED / name) == m["sha256"][name], name  # every file it reads is recorded
+    for path in judge_files(EMBEDDED / m["judge"]["dcgan"]):  # the DCGAN judge: its index and 17 arrays
+        name = path.relative_to(EMBEDDED).as_posix()
+        assert sha256_of(path) == m["sha256"][name], name
     assert sha256_of(EMBEDDED / m["clip_bounds"]) == m["sha256"][m["clip_bounds"]]
     ms = resolve("embedded")
     assert ms.name == "embedded" and ms.judge is not None and ms.evaluator is not None

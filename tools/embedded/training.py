@@ -1,4 +1,5 @@
-"""The training loops: classifiers, the fc6 generator (Dosovitskiy & Brox losses) and the DCGAN judge.
+"""The training loops: classifiers and the fc6 generator (Dosovitskiy & Brox losses); the judge's is in
+dcgan_judge.py.
 
 All work in the Caffe input space (BGR, mean-subtracted, 0–255), on float32 CPU tensors, seeded per stage so a
 stage gives the same weights whether it runs alone or after the others.
@@ -15,11 +16,11 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from tools.embedded.architectures import CROP, DCGAN_Z, JUDGE_SCALE, adversary, dcgan_generator
+from tools.embedded.architectures import CROP, adversary
 from tools.embedded.layers import CaffeChain
 
 OFFSET = (64 - CROP) // 2
-FEATURE_BLOB = "conv3"  # the classifier features of the generator's feature loss (D&B used AlexNet conv5)
+FEATURE_BLOB = ("conv1", "conv2", "conv3", "fc6")  # the generator's feature loss (D&B used AlexNet conv5)
 
 
 def centre_crop(x: torch.Tensor) -> torch.Tensor:
@@ -128,197 +129,84 @@ def train_generator(
     epochs: int,
     seed: int,
     lr: float = 1e-3,
+    lr_d: float = 2e-4,
     batch: int = 32,
-    w_feat: float = 0.1,
-    w_adv: float = 0.001,
+    w_img: float = 1.0,
+    w_feat: float = 1.0,
+    w_adv: float = 0.05,
+    feature_blobs: tuple[str, ...] | None = None,
+    ramp: float = 0.2,
+    pause_ratio: float = 0.1,
+    adv_width: int = 16,
+    betas: tuple[float, float] = (0.5, 0.999),
 ):
-    """Dosovitskiy & Brox: image loss + feature loss (classifier conv features) + adversarial loss.
+    """Dosovitskiy & Brox (DeePSiM): image loss + feature loss (classifier features) + adversarial loss.
 
-    Losses are normalised by the data's own scale (pixel variance, feature energy) so the weights read as
-    relative importances. The adversary is the generator's own, trained alongside and then discarded. The
-    weights are small because with a few minutes of CPU the image term is what the generator can still
-    learn: a larger feature or adversarial weight traded held-out pixel error for checkerboard texture.
+    Each loss is normalised by the data's own scale (pixel variance, each feature blob's energy) so the
+    weights read as relative importances. The feature loss is taken on several classifier layers: the
+    early, spatial ones (conv1, conv2) carry edges and layout, the deep ones (conv3, fc6) the class, so the
+    pixel term no longer has to define the picture alone; with conv3 only, the pixel term won and the
+    reconstructions were the blurred average of what a code could show. The adversary is the generator's
+    own, trained alongside and then discarded; it sees the image with its code, as DeePSiM's did.
+
+    Balancing, as DeePSiM did: the discriminator's step is skipped while it wins too clearly (its loss
+    below `pause_ratio` times the generator's adversarial loss, both smoothed), because a saturated
+    discriminator gives the generator no useful gradient. The adversarial weight ramps in over the first
+    `ramp` of training so reconstruction settles before the adversary pulls.
     """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
+    blobs = feature_blobs or FEATURE_BLOB
     cls.eval()
     for p in cls.parameters():
         p.requires_grad_(False)
     pix_var = float(x.var())
-    feat_energy = float(predict(cls, x[:1000], FEATURE_BLOB).square().mean())
-    disc = adversary()
-    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.9, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    probe = cls(centre_crop(x[:1000]), blobs)
+    energy = {b: float(probe[b].square().mean()) for b in blobs}
+    disc = adversary(adv_width)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr_d, betas=(0.5, 0.999))
     steps = epochs * (len(x) // batch)
     bar, step = _bar(steps, gen.net_name), 0
     history = []
+    d_avg, g_avg = math.log(4), math.log(2)  # smoothed losses, started at chance
     for _ in range(epochs):
         gen.train()
+        disc.train()
         for idx in _batches(len(x), batch, g):
             _cosine(opt_g, step, steps, lr)
-            real = x[idx]
-            fake = gen.blob(codes[idx], "deconv0")
-            # adversary step on detached samples; scaled to ≈unit range for the small discriminator
-            d_real, d_fake = disc(real / 64), disc(fake.detach() / 64)
+            real, code = x[idx], codes[idx]
+            fake = gen.blob(code, "deconv0")
+            d_real, d_fake = disc(real / 64, code), disc(fake.detach() / 64, code)
             loss_d = F.binary_cross_entropy_with_logits(
                 d_real, torch.ones_like(d_real)
             ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
+            d_avg = 0.95 * d_avg + 0.05 * loss_d.item()
+            if d_avg >= pause_ratio * g_avg:
+                opt_d.zero_grad()
+                loss_d.backward()
+                opt_d.step()
             loss_img = F.mse_loss(fake, real) / pix_var
             with torch.no_grad():
-                target = cls.blob(centre_crop(real), FEATURE_BLOB)
-            loss_feat = F.mse_loss(cls.blob(centre_crop(fake), FEATURE_BLOB), target) / feat_energy
-            d_out = disc(fake / 64)
+                target = cls(centre_crop(real), blobs)
+            got = cls(centre_crop(fake), blobs)
+            loss_feat = sum(F.mse_loss(got[b], target[b]) / energy[b] for b in blobs) / len(blobs)
+            d_out = disc(fake / 64, code)
             loss_adv = F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out))
-            ramp = min(1.0, step / (0.2 * steps))  # let reconstruction settle before the adversary pulls
-            loss = loss_img + w_feat * loss_feat + ramp * w_adv * loss_adv
+            g_avg = 0.95 * g_avg + 0.05 * loss_adv.item()
+            r = min(1.0, step / (ramp * steps)) if ramp > 0 else 1.0
+            loss = w_img * loss_img + w_feat * loss_feat + r * w_adv * loss_adv
             opt_g.zero_grad()
             loss.backward()
             opt_g.step()
             step += 1
             bar.update()
             history.append((loss_img.item(), loss_feat.item(), loss_adv.item(), loss_d.item()))
-            bar.set_postfix(img=f"{loss_img.item():.3f}", feat=f"{loss_feat.item():.3f}", refresh=False)
+            bar.set_postfix(
+                img=f"{loss_img.item():.3f}", feat=f"{loss_feat.item():.3f}", d=f"{d_avg:.2f}", refresh=False
+            )
     bar.close()
     for p in cls.parameters():
         p.requires_grad_(True)
     gen.eval()
     return gen, np.asarray(history)
-
-
-@torch.no_grad()
-def generate(gen: CaffeChain, codes: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    gen.eval()
-    return torch.cat([gen.blob(codes[i : i + batch], "deconv0") for i in range(0, len(codes), batch)])
-
-
-# ---------------------------------------------------------------------------------------------- DCGAN judge
-
-DCGAN_RANGE = 1.25  # tanh × this covers the mean-subtracted pixel range (≈[-125, 150] / 127.5)
-
-
-def dcgan_to_image(u: torch.Tensor) -> torch.Tensor:
-    """DCGAN output (3×32×32, judge units) → the judge's input space (3×64×64 Caffe space).
-
-    Nearest ×2 upsampling is undone exactly by the judge's 2×2 average pool.
-    """
-    return F.interpolate(u * DCGAN_RANGE, scale_factor=2, mode="nearest") / JUDGE_SCALE
-
-
-def noise_images(n: int, g: torch.Generator) -> torch.Tensor:
-    """Images of nothing, in the Caffe input space: white noise and smooth random colour fields, of random
-    strength. A discriminator never shown such inputs may score them as real; the judge must not."""
-    strength = torch.empty(n, 1, 1, 1).uniform_(10, 90, generator=g)
-    white = torch.randn(n, 3, 64, 64, generator=g)
-    res = int(torch.randint(2, 17, (), generator=g))
-    smooth = F.interpolate(
-        torch.randn(n, 3, res, res, generator=g), size=64, mode="bilinear", align_corners=False
-    )
-    pick = (torch.rand(n, 1, 1, 1, generator=g) < 0.5).float()
-    return strength * (pick * white + (1 - pick) * smooth / smooth.std((1, 2, 3), keepdim=True))
-
-
-def train_judge(
-    judge: CaffeChain,
-    x: torch.Tensor,
-    *,
-    epochs: int,
-    seed: int,
-    batch: int = 64,
-    lr: float = 2e-4,
-    calibration_steps: int = 300,
-):
-    """A DCGAN on the data set; its discriminator, calibrated, becomes the judge.
-
-    Adversarial phase, standard DCGAN (separate real and fake batches), with one-sided label smoothing (0.9)
-    and annealed instance noise to keep the discriminator from winning outright, which on this little compute
-    otherwise leaves the generator stuck in noise-like modes. Calibration phase: the generator frozen, the
-    discriminator alone learns real vs (its generator's samples + noise images) on mixed batches, and its
-    batch-norm statistics are then averaged over that same mixture, so the exported net (use_global_stats)
-    computes the function that was trained. The judge never sees the fc6 generator's output.
-    """
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    gen = dcgan_generator()
-    opt_d = torch.optim.Adam(judge.parameters(), lr=lr, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999))
-    steps = epochs * (len(x) // batch)
-    bar, step = _bar(steps + calibration_steps, judge.net_name), 0
-    history = []
-    for _ in range(epochs):
-        judge.train()
-        gen.train()
-        for idx in _batches(len(x), batch, g):
-            sigma = 0.1 / JUDGE_SCALE * max(0.0, 1 - step / (0.7 * steps))
-
-            def d(images, sigma=sigma):
-                return judge.blob(images + sigma * torch.randn(images.shape, generator=g), "logit")
-
-            real = x[idx]
-            fake = dcgan_to_image(gen(torch.randn(batch, DCGAN_Z, generator=g)))
-            d_real, d_fake = d(real), d(fake.detach())
-            loss_d = F.binary_cross_entropy_with_logits(
-                d_real, torch.full_like(d_real, 0.9)
-            ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-            d_fake = d(fake)
-            loss_g = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
-            opt_g.zero_grad()
-            loss_g.backward()
-            opt_g.step()
-            step += 1
-            bar.update()
-            history.append((loss_d.item(), loss_g.item()))
-            bar.set_postfix(d=f"{loss_d.item():.3f}", g=f"{loss_g.item():.3f}", refresh=False)
-    gen.eval()
-    for p in gen.parameters():
-        p.requires_grad_(False)
-    opt_c = torch.optim.Adam(judge.parameters(), lr=lr / 2, betas=(0.5, 0.999))
-    judge.train()
-    for _ in range(calibration_steps):
-        images, target = _calibration_batch(x, gen, g, batch)
-        loss_c = F.binary_cross_entropy_with_logits(judge.blob(images, "logit"), target)
-        opt_c.zero_grad()
-        loss_c.backward()
-        opt_c.step()
-        bar.update()
-        bar.set_postfix(calibration=f"{loss_c.item():.3f}", refresh=False)
-    bar.close()
-    _recalibrate_batchnorm(judge, x, gen, g, batch)
-    judge.eval()
-    return judge, gen, np.asarray(history)
-
-
-@torch.no_grad()
-def _calibration_batch(x: torch.Tensor, gen: nn.Module, g: torch.Generator, batch: int):
-    """Half real images, a quarter DCGAN samples, a quarter noise images, with labels 1 / 0 / 0."""
-    half, quarter = batch // 2, batch // 4
-    real = x[torch.randint(0, len(x), (half,), generator=g)]
-    fake = dcgan_to_image(gen(torch.randn(quarter, DCGAN_Z, generator=g)))
-    noise = noise_images(batch - half - quarter, g)
-    target = torch.cat([torch.ones(half, 1), torch.zeros(batch - half, 1)])
-    return torch.cat([real, fake, noise]), target
-
-
-@torch.no_grad()
-def _recalibrate_batchnorm(
-    judge: CaffeChain, x: torch.Tensor, gen: nn.Module, g: torch.Generator, batch: int
-):
-    """Replace the running averages by exact averages over 20 calibration batches."""
-    for m in judge.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average
-    judge.train()
-    for _ in range(20):
-        judge.blob(_calibration_batch(x, gen, g, batch)[0], "logit")
-
-
-@torch.no_grad()
-def judge_scores(judge: CaffeChain, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    judge.eval()
-    return torch.cat([judge.blob(x[i : i + batch], "p_real") for i in range(0, len(x), batch)])[:, 0]
