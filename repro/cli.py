@@ -356,7 +356,11 @@ def sample(
     type=click.FloatRange(min=0, min_open=True),
     help="fraction of the paper's 6000 gradients per MCMC chain [default: 1; --quick: 0.1]",
 )
-@click.option("--quick", is_flag=True, help="a small run (3 classes, 3 chains, 10% budget): minutes on a CPU")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="a small run (3 classes, 3 chains, 10% budget, rows beyond the paper at half that): minutes",
+)
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option(
     "--map-steps", default=200, show_default=True, type=click.IntRange(min=2), help="DGN-AM MAP iterations"

@@ -153,6 +153,20 @@ def test_frozen_chains_leave_path_claims_untested_and_flag_image_claims():
     assert "barely" not in claims[1].evidence  # MAP rows have no accept step
 
 
+def test_rows_beyond_the_paper_can_be_scaled_alone(tmp_path):
+    from repro.modelsets import resolve
+    from repro.report.plan import rows
+    from tests.test_report import write_tiny_set
+
+    ms = resolve(str(write_tiny_set(tmp_path / "tiny")))
+    full = {r.key: r.steps for r in rows(ms, 0.1)}
+    half = {r.key: r.steps for r in rows(ms, 0.1, beyond=0.5)}
+    beyond = {k for k in full if k.endswith(("-da", "-prior"))}
+    assert beyond == {"mala-clip-da", "mala-da", "mala-da-prior", "hmc-da", "hmc-da-prior"}
+    for key in full:
+        assert half[key] == (round(full[key] / 2) if key in beyond else full[key]), key
+
+
 def test_budget_accounting():
     assert mcmc_steps(1.0) == 6000
     assert mcmc_steps(0.5) == 3000

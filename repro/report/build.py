@@ -25,8 +25,9 @@ from repro.report.run import Worker, run_plan
 from repro.report.stats import Stat, collect, stat
 from repro.versions import versions
 
-QUICK = {"classes": 3, "chains": 3, "budget": 0.1}
-FULL = {"chains": 4, "budget": 1.0}
+# `beyond`: the budget of the rows beyond the paper relative to the paper's rows (plan.py)
+QUICK = {"classes": 3, "chains": 3, "budget": 0.1, "beyond": 0.5}
+FULL = {"chains": 4, "budget": 1.0, "beyond": 1.0}
 
 
 @dataclass
@@ -54,8 +55,11 @@ def plan_report(opts: ReportOptions) -> tuple[ModelSet, Plan]:
     if len(set(classes)) != len(classes):
         raise BadInput(f"--classes lists a class twice: {classes}")
     chains = opts.chains or (QUICK if opts.quick else FULL)["chains"]
-    budget = opts.budget or (QUICK if opts.quick else FULL)["budget"]
-    return ms, make_plan(ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows)
+    preset = QUICK if opts.quick else FULL
+    budget = opts.budget or preset["budget"]
+    return ms, make_plan(
+        ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows, beyond=preset["beyond"]
+    )
 
 
 def make_report(opts: ReportOptions, out_dir: Path) -> dict:

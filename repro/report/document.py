@@ -68,7 +68,12 @@ def _settings_text(r: dict) -> str:
         f"the paper's 6000); MAP+clip: {s['map_steps']} DGN-AM iterations. Backend {s['backend']} on "
         f"{s['device']}. "
         f"Wall time {r['wall_seconds']:.1f} s ({r['cells']['run']} cells run, {r['cells']['reused']} reused)."
-        + (" Quick mode: a smoke-sized run; its verdicts rest on few units." if s.get("quick") else "")
+        + (
+            " Quick mode: a smoke-sized run, the rows beyond the paper (dual averaging, fitted prior) at "
+            "half the budget; its verdicts rest on few units."
+            if s.get("quick")
+            else ""
+        )
     )
 
 

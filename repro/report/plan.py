@@ -7,6 +7,8 @@ iterations; an iteration costs its kernel's `gradients_per_step` (HMC: L, the tr
 being cached). `budget` scales every MCMC row and the long MAP run together, so a quick report keeps the
 paper's proportions between MCMC methods. The authors' released samplers (`Method.released`) get one row
 each, at their scripts' iteration count × budget: their linear schedules span the run as the scripts ran it.
+The rows beyond the paper (dual averaging, fitted prior) may be scaled further by `beyond`, so that a quick
+report stays quick as such rows are added; the paper's own rows keep the paper's proportions.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class RowContext:
     ms: ModelSet
     budget: float
     map_steps: int
+    beyond: float = 1.0  # the budget of the rows beyond the paper, as a fraction of `budget`
 
 
 def _published(m: Method, c: RowContext) -> Row | None:
@@ -151,7 +154,7 @@ def _dual_averaging(m: Method, c: RowContext) -> Row | None:
     kept = {
         k: v for k, v in m.published.items() if k in m.kernel.OPTIONS and not m.kernel.OPTIONS[k].schedule
     }
-    steps = mcmc_steps(c.budget, m.kernel.gradients_per_step(**kept))
+    steps = mcmc_steps(c.budget * c.beyond, m.kernel.gradients_per_step(**kept))
     options = {"schedule": "constant", "adapt": max(1, round(steps * WARMUP_FRACTION)), **kept}
     return Row(
         f"{m.name}-da",
@@ -185,12 +188,12 @@ VARIANTS: list[Callable[[Method, RowContext], Row | None]] = [
 ]
 
 
-def rows(ms: ModelSet, budget: float, map_steps: int = DGN_STEPS) -> list[Row]:
+def rows(ms: ModelSet, budget: float, map_steps: int = DGN_STEPS, beyond: float = 1.0) -> list[Row]:
     if not (budget > 0 and math.isfinite(budget)):
         raise BadInput(f"--budget: expected a finite number > 0, got {budget}")
     if map_steps < 2:
         raise BadInput(f"MAP needs at least 2 steps, got {map_steps}")
-    context = RowContext(ms, budget, map_steps)
+    context = RowContext(ms, budget, map_steps, beyond)
     made = (variant(m, context) for m in METHODS.values() for variant in VARIANTS)
     return [row for row in made if row is not None]
 
@@ -239,6 +242,7 @@ def make_plan(
     seed: int = 0,
     map_steps: int = DGN_STEPS,
     only: list[str] | None = None,
+    beyond: float = 1.0,
 ) -> Plan:
     n = len(ms.class_names)
     bad = [k for k in classes if not 0 <= k < n]
@@ -248,7 +252,7 @@ def make_plan(
         raise BadInput("--classes is empty")
     if chains < 2:
         raise BadInput(f"--chains must be at least 2 (diversity and R-hat compare chains), got {chains}")
-    all_rows = rows(ms, budget, map_steps)
+    all_rows = rows(ms, budget, map_steps, beyond)
     if only:
         unknown = sorted(set(only) - {r.key for r in all_rows})
         if unknown:
