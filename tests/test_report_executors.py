@@ -60,6 +60,7 @@ def test_address_needs_the_ray_executor(tiny, tmp_path, capsys):
 
 def test_dry_run_counts_every_gradient_and_runs_nothing(tiny, tmp_path, capsys):
     from repro.modelsets import resolve
+    from repro.report.build import QUICK
     from repro.report.plan import make_plan
     from repro.samplers.methods import METHODS
 
@@ -68,7 +69,7 @@ def test_dry_run_counts_every_gradient_and_runs_nothing(tiny, tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert not out.exists()
-    plan = make_plan(resolve(str(tiny)), [0, 1], 2, 0.01, map_steps=20)
+    plan = make_plan(resolve(str(tiny)), [0, 1], 2, 0.01, map_steps=20, beyond=QUICK["beyond"])  # --quick
     table = {}
     for line in text.splitlines()[1:]:
         fields = line.split()
