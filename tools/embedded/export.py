@@ -23,7 +23,7 @@ from repro.atomic import write_text
 from repro.convert import to_onnx
 from repro.data.procedural import CLASS_NAMES, from_caffe_input
 from repro.dcgan import DcganFiles, judge_files, write_judge
-from repro.evaluate.judges import DcganJudge
+from repro.evaluate.judges import DcganJudge, log_sigmoid
 from repro.images import grid, save_png
 from repro.runtime.ort import make_session
 from tools.embedded import dcgan_judge
@@ -136,8 +136,7 @@ def _judge_scores(judge_dir: Path, kinds: dict) -> dict:
         log_p = {}
         for kind, (form, images) in kinds.items():
             if form == "pictures":
-                logit = judge.score_rgb(list(images))
-                log_p[kind] = -np.logaddexp(0.0, -logit.astype(np.float64))
+                log_p[kind] = log_sigmoid(judge.score_rgb(list(images)))
             else:
                 log_p[kind] = judge.log_p_real(images)
         out[preset] = {

@@ -134,7 +134,7 @@ def train_generator(
     w_img: float = 1.0,
     w_feat: float = 1.0,
     w_adv: float = 0.05,
-    feature_blobs: tuple[str, ...] | None = None,
+    feature_blobs: tuple[str, ...] = FEATURE_BLOB,
     ramp: float = 0.2,
     pause_ratio: float = 0.1,
     adv_width: int = 16,
@@ -156,13 +156,12 @@ def train_generator(
     """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    blobs = feature_blobs or FEATURE_BLOB
     cls.eval()
     for p in cls.parameters():
         p.requires_grad_(False)
     pix_var = float(x.var())
-    probe = cls(centre_crop(x[:1000]), blobs)
-    energy = {b: float(probe[b].square().mean()) for b in blobs}
+    probe = cls(centre_crop(x[:1000]), feature_blobs)
+    energy = {b: float(probe[b].square().mean()) for b in feature_blobs}
     disc = adversary(adv_width)
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr_d, betas=(0.5, 0.999))
@@ -188,9 +187,11 @@ def train_generator(
                 opt_d.step()
             loss_img = F.mse_loss(fake, real) / pix_var
             with torch.no_grad():
-                target = cls(centre_crop(real), blobs)
-            got = cls(centre_crop(fake), blobs)
-            loss_feat = sum(F.mse_loss(got[b], target[b]) / energy[b] for b in blobs) / len(blobs)
+                target = cls(centre_crop(real), feature_blobs)
+            got = cls(centre_crop(fake), feature_blobs)
+            loss_feat = sum(F.mse_loss(got[b], target[b]) / energy[b] for b in feature_blobs) / len(
+                feature_blobs
+            )
             d_out = disc(fake / 64, code)
             loss_adv = F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out))
             g_avg = 0.95 * g_avg + 0.05 * loss_adv.item()
