@@ -51,6 +51,28 @@ def test_ray_executor_gives_the_local_numbers_bit_for_bit(tiny, tmp_path, monkey
     assert again["cells"] == {"total": n, "run": 0, "reused": n}
 
 
+def test_a_task_computes_with_its_share_of_the_cores(tiny, tmp_path, monkeypatch):
+    """Ray does not pin a task to its CPUs, so a task's ORT would size its thread pool by the whole
+    machine; each task's backends are built with ceil(--cpus-per-task) threads instead."""
+    from repro.modelsets import resolve
+    from repro.report import executors
+    from repro.report.plan import make_plan
+    from repro.report.run import pending_units
+
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    ms = resolve(str(tiny))
+    plan = make_plan(ms, classes=[0], chains=2, budget=0.01, map_steps=2, only=["map-clip"])
+    spec = executors.WorkerSpec(ms, plan, "ort", "cpu", threads=1)
+    monkeypatch.setattr(executors, "_WORKERS", {})
+    (unit,) = pending_units(plan, {c.key: None for c in plan.cells})
+    executors._run_unit(spec, unit, str(tmp_path / "out"))
+    (worker,) = executors._WORKERS.values()
+    (backend,) = worker._backends.values()
+    assert backend._session.get_session_options().intra_op_num_threads == 1
+    assert executors.RayExecutor(cpus_per_task=1.5).threads == 2
+    assert executors.RayExecutor(cpus_per_task=0.25).threads == 1
+
+
 def test_address_needs_the_ray_executor(tiny, tmp_path, capsys):
     args = ["report", "--models", str(tiny), *QUICK_ARGS, "--address", "127.0.0.1:6379", "-o", str(tmp_path)]
     assert main(args) == 2

@@ -8,6 +8,7 @@ random streams follow from its cells' keys, never from the process that runs it 
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ class WorkerSpec:
     plan: Plan
     backend: str
     device: str
+    threads: int  # the task's share of its machine's cores
 
 
 _WORKERS: dict[bytes, Worker] = {}  # per Ray worker process: backends survive from one task to the next
@@ -57,7 +59,9 @@ def _run_unit(spec: WorkerSpec, unit: Unit, out_dir: str) -> list[CellData]:
     key = pickle.dumps(spec)
     if key not in _WORKERS:
         _WORKERS.clear()  # another report: drop the last one's backends before building new ones
-        _WORKERS[key] = Worker(spec.models, spec.plan, spec.backend, spec.device, progress=False)
+        _WORKERS[key] = Worker(
+            spec.models, spec.plan, spec.backend, spec.device, progress=False, threads=spec.threads
+        )
     return _WORKERS[key].run_unit(unit, Path(out_dir))
 
 
@@ -69,6 +73,12 @@ class RayExecutor:
     address: str | None = None
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0  # fractional values share a GPU between tasks
+
+    @property
+    def threads(self) -> int:
+        """Each task's CPU threads. Ray does not pin a task to its CPUs: a runtime that sized its pool by the
+        machine's cores would run that many threads in every task, and the tasks would fight for the cores."""
+        return max(1, math.ceil(self.cpus_per_task))
 
     def run(self, worker: Worker, units: list[Unit], out_dir: Path) -> Iterator[CellData]:
         if not units:
@@ -87,7 +97,8 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise BadInput(f"--address {self.address}: cannot join the Ray cluster ({e})") from None
         try:
-            spec = ray.put(WorkerSpec(worker.ms, worker.plan, worker.backend_name, worker.device))
+            w = worker
+            spec = ray.put(WorkerSpec(w.ms, w.plan, w.backend_name, w.device, self.threads))
             task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task)
             waiting = [task.remote(spec, unit, str(out_dir.resolve())) for unit in units]
             shown = worker.progress

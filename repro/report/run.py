@@ -110,13 +110,20 @@ class Worker:
     """Runs units; holds what they share: the posterior backends (one per objective) and the image metrics."""
 
     def __init__(
-        self, ms: ModelSet, plan: Plan, backend: str = "ort", device: str = "cpu", progress: bool = True
+        self,
+        ms: ModelSet,
+        plan: Plan,
+        backend: str = "ort",
+        device: str = "cpu",
+        progress: bool = True,
+        threads: int = 0,
     ):
         self.ms = ms
         self.plan = plan
         self.backend_name = backend
         self.device = device
         self.progress = progress
+        self.threads = threads
         self._backends: dict[tuple, Backend] = {}
         self._prior: GaussianPrior | None = None
         self._metrics: ImageMetrics | None = None
@@ -135,7 +142,7 @@ class Worker:
         if key not in self._backends:
             prior = self.fitted_prior() if row.prior == "fitted" else m.prior_sigma
             model = posterior_model(self.ms, m.objective, prior)
-            self._backends[key] = make_backend(self.backend_name, model, 0, self.device)
+            self._backends[key] = make_backend(self.backend_name, model, 0, self.device, self.threads)
         return self._backends[key]
 
     def fitted_prior(self) -> GaussianPrior:

@@ -41,25 +41,25 @@ class Backend(Protocol):
         ...
 
 
-Factory = Callable[["onnx.ModelProto", "np.ndarray | int", str], Backend]
+Factory = Callable[["onnx.ModelProto", "np.ndarray | int", str, int], Backend]
 
 
 @dataclass(frozen=True)
 class BackendKind:
-    make: Factory  # (posterior graph, classes, device) → backend; imports its runtime only when called
+    make: Factory  # (graph, classes, device, threads) → backend; imports its runtime only when called
     checked_against: str  # the backend whose numbers the parity gate before sampling compares with
 
 
-def _ort(posterior, classes, device: str) -> Backend:
+def _ort(posterior, classes, device: str, threads: int) -> Backend:
     from repro.runtime.ort import OrtBackend
 
-    return OrtBackend(posterior, classes, device=device)
+    return OrtBackend(posterior, classes, device=device, threads=threads)
 
 
-def _torch(posterior, classes, device: str) -> Backend:
+def _torch(posterior, classes, device: str, threads: int) -> Backend:
     from repro.runtime.torch import TorchBackend
 
-    return TorchBackend(posterior, classes, device=device)
+    return TorchBackend(posterior, classes, device=device, threads=threads)
 
 
 BACKENDS: dict[str, BackendKind] = {
@@ -70,10 +70,12 @@ DEVICES = ("cpu", "cuda")
 
 
 def make_backend(
-    name: str, posterior: onnx.ModelProto, classes: np.ndarray | int, device: str = "cpu"
+    name: str, posterior: onnx.ModelProto, classes: np.ndarray | int, device: str = "cpu", threads: int = 0
 ) -> Backend:
+    """`threads`: CPU threads the backend computes with (0: the runtime's default, every core). Processes
+    that share a machine (Ray tasks) each pass their own share, or their thread pools fight for the cores."""
     if name not in BACKENDS:
         raise BadInput(f"backend: expected one of {', '.join(BACKENDS)}, got {name!r}")
     if device not in DEVICES:
         raise BadInput(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
-    return BACKENDS[name].make(posterior, classes, device)
+    return BACKENDS[name].make(posterior, classes, device, threads)

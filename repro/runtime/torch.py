@@ -48,7 +48,10 @@ class TorchBackend:
         classes: np.ndarray | int,
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
+        threads: int = 0,
     ):
+        if threads > 0:  # torch has one thread pool per process, so this sets the process's
+            torch.set_num_threads(threads)
         self.classes = classes
         self.device = resolve_device(device)
         self.dtype = dtype
