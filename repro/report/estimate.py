@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from repro.bench import call_times
 from repro.report.plan import Plan
-from repro.report.run import Unit, Worker, pending_units
+from repro.report.run import Unit, Worker, pending_units, posterior_key
 from repro.samplers.methods import METHODS
 
 
@@ -46,10 +46,9 @@ class Estimate:
 
 
 def _posterior(unit: Unit) -> str:
-    """The posterior a unit samples (objective and prior): units that share it share a timing."""
-    m = METHODS[unit.row.method]
-    prior = "fitted prior" if unit.row.prior == "fitted" else f"prior {m.prior_sigma}"
-    return f"{m.objective}, {prior}"
+    """How the dry run names the posterior a unit samples."""
+    objective, sigma, kind = posterior_key(unit.row)
+    return f"{objective}, {'fitted prior' if kind == 'fitted' else f'prior {sigma}'}"
 
 
 def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats: int = 3) -> Estimate:

@@ -106,6 +106,13 @@ def pending_units(plan: Plan, found: dict[str, CellData | None]) -> list[Unit]:
     return units
 
 
+def posterior_key(row: Row) -> tuple[str, float | None, str]:
+    """The posterior a row samples (objective, the method's prior σ, the row's prior kind): rows that share
+    it share a backend, and in a dry run a timing."""
+    m = METHODS[row.method]
+    return m.objective, m.prior_sigma, row.prior
+
+
 class Worker:
     """Runs units; holds what they share: the posterior backends (one per objective) and the image metrics."""
 
@@ -137,11 +144,11 @@ class Worker:
 
     def backend(self, row: Row) -> Backend:
         """The posterior backend for the row's objective and prior; its class list is set per sampler call."""
-        m = METHODS[row.method]
-        key = (m.objective, m.prior_sigma, row.prior)
+        key = posterior_key(row)
         if key not in self._backends:
-            prior = self.fitted_prior() if row.prior == "fitted" else m.prior_sigma
-            model = posterior_model(self.ms, m.objective, prior)
+            objective, sigma, kind = key
+            prior = self.fitted_prior() if kind == "fitted" else sigma
+            model = posterior_model(self.ms, objective, prior)
             self._backends[key] = make_backend(self.backend_name, model, 0, self.device, self.threads)
         return self._backends[key]
 

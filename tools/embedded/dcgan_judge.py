@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from repro.dcgan import JudgeParams
 from repro.dcgan.params import CONV_NAMES, IMAGE_SIZE, STRIDES
 from repro.dcgan.preprocess import standard
-from tools.embedded.training import _bar, _batches
+from tools.embedded.training import progress_bar, shuffled_batches
 
 WIDTHS = (32, 32, 64, 64, 128, 128)  # the paper's 128/128/256/256/512/512, quartered
 Z = 64
@@ -124,10 +124,10 @@ def train(
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999))
     steps = epochs * (len(x) // batch)
-    bar = _bar(steps, "dcgan_judge")
+    bar = progress_bar(steps, "dcgan_judge")
     history = []
     for _ in range(epochs):
-        for idx in _batches(len(x), batch, g):
+        for idx in shuffled_batches(len(x), batch, g):
             sigma = noise * max(0.0, 1 - len(history) / (0.7 * steps))
 
             def d(images, sigma=sigma):

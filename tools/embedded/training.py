@@ -34,7 +34,8 @@ def random_crop(x: torch.Tensor, g: torch.Generator, flip: bool) -> torch.Tensor
     return x.flip(3) if flip and torch.rand((), generator=g) < 0.5 else x
 
 
-def _batches(n: int, batch: int, g: torch.Generator):
+def shuffled_batches(n: int, batch: int, g: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's index batches in `g`'s order; the short remainder is dropped so every step sees `batch`."""
     order = torch.randperm(n, generator=g)
     return [order[i : i + batch] for i in range(0, n - batch + 1, batch)]
 
@@ -44,7 +45,8 @@ def _cosine(opt, step: int, total: int, lr: float) -> None:
         group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
-def _bar(total: int, desc: str):
+def progress_bar(total: int, desc: str) -> tqdm:
+    """On stderr and refreshed every 2 s: a training log stays readable and the bar costs nothing."""
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, mininterval=2.0)
 
 
@@ -80,10 +82,10 @@ def train_classifier(
                 mod[1].bias.fill_(0.1)  # start the units alive, as AlexNet's positive biases did
     opt = torch.optim.AdamW(chain.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * (len(x) // batch)
-    bar, step = _bar(steps, chain.net_name), 0
+    bar, step = progress_bar(steps, chain.net_name), 0
     for _ in range(epochs):
         chain.train()
-        for idx in _batches(len(x), batch, g):
+        for idx in shuffled_batches(len(x), batch, g):
             _cosine(opt, step, steps, lr)
             loss = F.cross_entropy(chain.blob(random_crop(x[idx], g, flip), logits), y[idx])
             opt.zero_grad()
@@ -166,13 +168,13 @@ def train_generator(
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr_d, betas=(0.5, 0.999))
     steps = epochs * (len(x) // batch)
-    bar, step = _bar(steps, gen.net_name), 0
+    bar, step = progress_bar(steps, gen.net_name), 0
     history = []
     d_avg, g_avg = math.log(4), math.log(2)  # smoothed losses, started at chance
     for _ in range(epochs):
         gen.train()
         disc.train()
-        for idx in _batches(len(x), batch, g):
+        for idx in shuffled_batches(len(x), batch, g):
             _cosine(opt_g, step, steps, lr)
             real, code = x[idx], codes[idx]
             fake = gen.blob(code, "deconv0")
