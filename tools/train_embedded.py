@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heldout-per-class", type=int, default=100)
     ap.add_argument("--epochs-classifier", type=int, default=8)
     ap.add_argument("--epochs-evaluator", type=int, default=6)
-    ap.add_argument("--epochs-generator", type=int, default=16)
+    ap.add_argument("--epochs-generator", type=int, default=20)
     ap.add_argument("--epochs-judge", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
