@@ -29,3 +29,9 @@ def test_a_malformed_split_is_refused(capsys):
     assert main(["--splits", "2x"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: --splits: a split is PROCESSESxTHREADS, e.g. 2x1; got '2x'"
+
+
+def test_a_missing_model_set_is_refused_before_any_process_starts(tmp_path, capsys):
+    assert main(["--models", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "nope" in err[0]

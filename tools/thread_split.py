@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import sys
 import time
 from pathlib import Path
@@ -22,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from repro.atomic import write_text
+from repro.errors import ReproError
+from repro.modelsets import resolve
 
 
 def _worker(models: str, backend: str, threads: int, batch: int, seconds: float, start, out) -> None:
-    from repro.modelsets import resolve
     from repro.posterior import posterior_model
     from repro.runtime import make_backend
 
@@ -49,11 +51,19 @@ def measure(models: str, backend: str, processes: int, threads: int, batch: int,
     procs = [ctx.Process(target=_worker, args=args) for _ in range(processes)]
     for p in procs:
         p.start()
-    rates = [out.get() for _ in procs]
+    rates: list[float] = []
+    while len(rates) < processes:
+        try:
+            rates.append(out.get(timeout=1.0))
+        except queue.Empty:
+            # A process that died leaves the others waiting at the barrier: stop them all, do not hang.
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed:
+                for p in procs:
+                    p.terminate()
+                raise RuntimeError(f"a measuring process exited with {failed[0]}") from None
     for p in procs:
         p.join()
-        if p.exitcode != 0:
-            raise RuntimeError(f"a measuring process exited with {p.exitcode}")
     return {
         "processes": processes,
         "threads": threads,
@@ -82,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         splits = [_split(s) for s in args.splits.split(",")]
     except argparse.ArgumentTypeError as e:
         print(f"error: --splits: {e}", file=sys.stderr)
+        return 2
+    try:
+        resolve(args.models)  # a bad model set is reported here, before any process starts
+    except ReproError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     rows = []
     for processes, threads in splits:

@@ -97,8 +97,9 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise BadInput(f"--address {self.address}: cannot join the Ray cluster ({e})") from None
         try:
-            w = worker
-            spec = ray.put(WorkerSpec(w.ms, w.plan, w.backend_name, w.device, self.threads))
+            spec = ray.put(
+                WorkerSpec(worker.ms, worker.plan, worker.backend_name, worker.device, self.threads)
+            )
             task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task)
             waiting = [task.remote(spec, unit, str(out_dir.resolve())) for unit in units]
             shown = worker.progress
