@@ -54,8 +54,8 @@ def plan_report(opts: ReportOptions) -> tuple[ModelSet, Plan]:
     classes = opts.classes or list(range(min(QUICK["classes"], n_classes) if opts.quick else n_classes))
     if len(set(classes)) != len(classes):
         raise BadInput(f"--classes lists a class twice: {classes}")
-    chains = opts.chains or (QUICK if opts.quick else FULL)["chains"]
     preset = QUICK if opts.quick else FULL
+    chains = opts.chains or preset["chains"]
     budget = opts.budget or preset["budget"]
     return ms, make_plan(
         ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows, beyond=preset["beyond"]
