@@ -1,6 +1,7 @@
 """ONNX Runtime backend: one session over the value-and-grad graph built by `repro.grad`.
 
-One session serves value, gradient, images and logits, so the weights are held once. ORT runs every node of
+One session serves value, gradient, images and logits, so the weights are held once. Its transposed
+convolutions run as convolutions (`repro.runtime.subpixel`). ORT runs every node of
 a graph whatever outputs a call asks for, so the gradient's nodes sit in an `If` on the boolean input
 `with_grad`: images and logits run the forward nodes only (docs/architecture.md, "One ORT session").
 
@@ -18,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from repro.convert.save import copy_without, header_with_external_weights
 from repro.grad import value_and_grad_model
 from repro.posterior import onehot
+from repro.runtime.subpixel import Weights, conv_transposes_as_convs
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -127,6 +129,16 @@ def _gate(graph: onnx.GraphProto, n_forward: int, wrt: str, grad: str) -> None:
     graph.input.append(helper.make_tensor_value_info(WITH_GRAD, TensorProto.BOOL, []))
 
 
+def _constants(graph: onnx.GraphProto, folder: Path) -> Weights:
+    """An initializer's value by name, its bytes read from `folder` when they are external."""
+    tensors = {t.name: t for t in graph.initializer}
+
+    def value(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(tensors[name], str(folder)) if name in tensors else None
+
+    return value
+
+
 class OrtBackend:
     """Value and gradient from the autograd-free ONNX graph; images and logits from its forward nodes."""
 
@@ -145,6 +157,7 @@ class OrtBackend:
         with tempfile.TemporaryDirectory(prefix="repro-ort-") as name:
             folder = Path(name)
             header = gated_value_and_grad(external_weights(posterior, folder))
+            conv_transposes_as_convs(header, _constants(header.graph, folder))
             # Without prepacking: the gradient reuses every weight matrix, so ORT's reordered copies would
             # sit beside the originals instead of replacing them.
             self._session = open_session(

@@ -1,0 +1,169 @@
+"""ConvTranspose rewritten as Conv, DepthToSpace and a crop: the same sums on kernels ORT runs faster.
+
+Without prepacking (which the ORT backend turns off to hold each weight matrix once), ORT's CPU ConvTranspose
+re-arranges its weights on every call and runs outside the NCHWc convolution kernels; it was the largest op
+of the fc6 generator + CaffeNet value-and-grad graph (the generator's deconvolutions forward, the
+transposed products of the classifier's convolutions backward; docs/architecture.md, "Sub-pixel
+convolutions").
+
+A transposed convolution with stride s writes output pixel s·m + a from the kernel taps a, a + s, a + 2s, …
+applied to inputs m, m − 1, m − 2, …: each output phase a (one per axis) is an ordinary convolution of the
+input with a K′ = ⌈k / s⌉-tap kernel, the taps reversed. So one Conv with s² phases × C_out filters computes
+every phase, DepthToSpace (CRD: channel c·s² + phase) interleaves them, and a Slice drops the rows the pads
+and output_padding leave out. The convolution's padding absorbs whole blocks of that crop, so a stride-1
+ConvTranspose becomes one Conv with flipped kernels and nothing else. The arithmetic is the same products
+summed in another order: float32 rounding differs, nothing else (tests/test_subpixel.py compares with torch
+in float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+Weights = Callable[[str], "np.ndarray | None"]  # a constant's value by name, None if it is not one
+
+
+@dataclass(frozen=True)
+class Phases:
+    """The Conv that computes every phase, and the crop of its interleaved output (per spatial axis)."""
+
+    weight: np.ndarray  # (group · C_out/group · s², C_in/group, K′…)
+    kernel: list[int]
+    pads: list[int]  # Conv pads: begins, then ends
+    crop_begin: list[int]
+    crop_end: list[int]
+
+
+def phases(weight: np.ndarray, stride: int, pads: list[int], output_padding: list[int], group: int) -> Phases:
+    """The sub-pixel form of a ConvTranspose with weight (C_in, C_out/group, k…) and equal strides."""
+    c_in, c_out_g, *k = weight.shape
+    n = len(k)
+    s = stride
+    # Enough taps for the output_padding rows past the last full window.
+    taps = [-(-(k[i] + max(0, output_padding[i] - pads[i + n])) // s) for i in range(n)]
+    padded = np.zeros((c_in, c_out_g, *(t * s for t in taps)), weight.dtype)
+    padded[(slice(None), slice(None), *(slice(0, ki) for ki in k))] = weight
+    # (g, C_in/g, C_out/g, K′₀, s, K′₁, s, …): tap t of phase a along an axis is kernel index t·s + a.
+    split = padded.reshape(group, c_in // group, c_out_g, *(d for t in taps for d in (t, s)))
+    flipped = np.flip(split, axis=tuple(3 + 2 * i for i in range(n)))  # a Conv reads its taps forwards
+    order = [0, 2, *(4 + 2 * i for i in range(n)), 1, *(3 + 2 * i for i in range(n))]
+    conv_weight = flipped.transpose(order).reshape(group * c_out_g * s**n, c_in // group, *taps)
+    conv_pads, crop_begin, crop_end = [0] * 2 * n, [], []
+    for i in range(n):
+        # The full (unpadded) output of phase a at input m is conv output m with K′ − 1 rows of padding at
+        # both ends; whole blocks of the crop come off that padding instead.
+        excess = s * taps[i] - k[i] - output_padding[i] + pads[i + n]
+        begin_blocks = min(taps[i] - 1, pads[i] // s)
+        end_blocks = min(taps[i] - 1, excess // s)
+        conv_pads[i], conv_pads[i + n] = taps[i] - 1 - begin_blocks, taps[i] - 1 - end_blocks
+        crop_begin.append(pads[i] - begin_blocks * s)
+        crop_end.append(excess - end_blocks * s)
+    return Phases(np.ascontiguousarray(conv_weight), taps, conv_pads, crop_begin, crop_end)
+
+
+def conv_transposes_as_convs(model: onnx.ModelProto, weights: Weights) -> int:
+    """Rewrite, in place, every ConvTranspose with constant weights, no dilation and one stride (2-D, or any
+    rank at stride 1), in the graph and its subgraphs; new constants go into the main graph, which every
+    subgraph sees. Returns how many were rewritten."""
+    top = model.graph
+    return _rewrite(top, top, weights)
+
+
+def _rewrite(graph: onnx.GraphProto, top: onnx.GraphProto, weights: Weights) -> int:
+    count = 0
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                count += _rewrite(attr.g, top, weights)
+        replaced = _as_conv(node, top, weights) if node.op_type == "ConvTranspose" else None
+        if replaced is None:
+            nodes.append(node)
+        else:
+            nodes += replaced
+            count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return count
+
+
+def _as_conv(node: onnx.NodeProto, top: onnx.GraphProto, weights: Weights) -> list[onnx.NodeProto] | None:
+    """The replacing nodes, or None where the rewrite does not apply (the node then stays as it is)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    weight = weights(node.input[1])
+    if weight is None or weight.ndim < 3 or "output_shape" in attrs:
+        return None
+    n = weight.ndim - 2
+    strides = list(attrs.get("strides", [1] * n))
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    # DepthToSpace interleaves two axes with one block size; a stride-1 layer needs no interleaving.
+    if len(set(strides)) != 1 or (strides[0] > 1 and n != 2):
+        return None
+    if any(d != 1 for d in attrs.get("dilations", [1] * n)):
+        return None
+    if auto_pad not in ("NOTSET", "VALID"):
+        return None
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        bias = weights(node.input[2])
+        if bias is None:
+            return None
+    pads = list(attrs.get("pads", [0] * 2 * n)) if auto_pad == "NOTSET" else [0] * 2 * n
+    s, group = strides[0], attrs.get("group", 1)
+    p = phases(weight, s, pads, list(attrs.get("output_padding", [0] * n)), group)
+    base = f"{node.output[0]}/as_conv"
+
+    def const(name: str, value: np.ndarray) -> str:
+        top.initializer.append(numpy_helper.from_array(value, f"{base}/{name}"))
+        return f"{base}/{name}"
+
+    inputs = [node.input[0], const("weight", p.weight.astype(np.float32))]
+    if bias is not None:
+        inputs.append(const("bias", np.repeat(bias.astype(np.float32), s**n)))
+    crop = any(p.crop_begin) or any(p.crop_end)
+    steps = [("conv", True), ("interleave", s > 1), ("crop", crop)]
+    last = max(i for i, (_, used) in enumerate(steps) if used)
+    names = [node.output[0] if i == last else f"{base}/{step}" for i, (step, _) in enumerate(steps)]
+    out = [
+        helper.make_node(
+            "Conv",
+            inputs,
+            [names[0]],
+            name=f"{base}/conv",
+            kernel_shape=p.kernel,
+            pads=p.pads,
+            strides=[1] * n,
+            dilations=[1] * n,
+            group=group,
+        )
+    ]
+    current = names[0]
+    if s > 1:
+        out.append(
+            helper.make_node(
+                "DepthToSpace", [current], [names[1]], name=f"{base}/interleave", blocksize=s, mode="CRD"
+            )
+        )
+        current = names[1]
+    if crop:
+        end = [-e if e else np.iinfo(np.int64).max for e in p.crop_end]
+        out.append(
+            helper.make_node(
+                "Slice",
+                [
+                    current,
+                    const("crop_begin", np.array(p.crop_begin, np.int64)),
+                    const("crop_end", np.array(end, np.int64)),
+                    const("crop_axes", np.arange(2, 2 + n, dtype=np.int64)),
+                ],
+                [names[2]],
+                name=f"{base}/crop",
+            )
+        )
+    return out
