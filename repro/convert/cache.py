@@ -53,19 +53,23 @@ def file_digest(*paths: Path) -> str:
     return hash_files(hashlib.sha256(CACHE_VERSION.encode()), *paths).hexdigest()[:24]
 
 
-def load_caffe_net(files: NetFiles):
-    """The Caffe net of one role, weights attached (from files, or seeded for a built-in architecture)."""
+def load_caffe_net(files: NetFiles, weights: bool = True):
+    """The Caffe net of one role, weights attached (from files, or seeded for a built-in architecture).
+
+    `weights=False` reads the prototxt alone: the blob shapes (`Net.shapes`) without the caffemodel's bytes.
+    """
     from repro import caffe
     from repro.caffe import architectures
 
     if files.prototxt is None:
         net = caffe.parse_net_text(getattr(architectures, files.arch)(), source=f"<built-in {files.arch}>")
-        caffe.random_weights(net, files.seed, last_scale=files.last_scale)
+        if weights:
+            caffe.random_weights(net, files.seed, last_scale=files.last_scale)
         return net
-    for p in (files.prototxt, files.caffemodel):
+    for p in (files.prototxt, files.caffemodel) if weights else (files.prototxt,):
         if not p.exists():
             raise BadInput(f"model file not found: {p}")
-    return caffe.load_net(files.prototxt, files.caffemodel)
+    return caffe.load_net(files.prototxt, files.caffemodel if weights else None)
 
 
 def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from repro import samplers
-from repro.convert.cache import convert_net
+from repro.convert.cache import load_caffe_net
 from repro.errors import BadInput
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
@@ -155,10 +155,8 @@ class Worker:
     def fitted_prior(self) -> GaussianPrior:
         """The `-prior` rows' Gaussian, fitted once (repro.evaluate.code_prior)."""
         if self._prior is None:
-            code = self.ms.generator.blobs["input"]
-            model = convert_net(self.ms.generator)
-            dims = next(i for i in model.graph.input if i.name == code).type.tensor_type.shape.dim
-            self._prior = fitted_prior(self.ms, int(np.prod([d.dim_value for d in dims[1:]])))
+            shape = load_caffe_net(self.ms.generator, weights=False).shapes[self.ms.generator.blobs["input"]]
+            self._prior = fitted_prior(self.ms, int(np.prod(shape[1:])))
         return self._prior
 
     def upper_bounds(self, code_size: int) -> np.ndarray | None:
