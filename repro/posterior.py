@@ -71,15 +71,14 @@ def _value_shape(model: onnx.ModelProto, name: str) -> list[int | str]:
 
 def _with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
     """Declare the first dimension of every graph input and output symbolic, so B chains run in one call."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)  # a copy in memory: serializing would fail above protobuf's 2 GiB
-    model = copy
-    for vi in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+    out = onnx.ModelProto()
+    out.CopyFrom(model)  # a copy in memory: serializing would fail above protobuf's 2 GiB
+    for vi in list(out.graph.input) + list(out.graph.output) + list(out.graph.value_info):
         dims = vi.type.tensor_type.shape.dim
         if dims:
             dims[0].ClearField("dim_value")
             dims[0].dim_param = "batch"
-    return model
+    return out
 
 
 def _prefixed(model: onnx.ModelProto, prefix: str) -> onnx.GraphProto:

@@ -1,9 +1,9 @@
 """ONNX Runtime backend: one session over the value-and-grad graph built by `repro.grad`.
 
-One session serves value, gradient, images and logits, so the weights are held once. Its transposed
-convolutions run as convolutions (`repro.runtime.subpixel`). ORT runs every node of
+One session serves value, gradient, images and logits, so the weights are held once. ORT runs every node of
 a graph whatever outputs a call asks for, so the gradient's nodes sit in an `If` on the boolean input
-`with_grad`: images and logits run the forward nodes only (docs/architecture.md, "One ORT session").
+`with_grad`: images and logits run the forward nodes only (docs/architecture.md, "One ORT session"). Its
+transposed convolutions run as convolutions (`repro.runtime.subpixel`).
 
 Every session reads its model from a file with the weights beside it (ONNX external data). ORT maps the
 weights from that file instead of copying them out of a serialized proto, and a model may exceed protobuf's

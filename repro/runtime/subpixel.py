@@ -126,15 +126,11 @@ def _as_conv(node: onnx.NodeProto, top: onnx.GraphProto, weights: Weights) -> li
     inputs = [node.input[0], const("weight", p.weight.astype(np.float32))]
     if bias is not None:
         inputs.append(const("bias", np.repeat(bias.astype(np.float32), s**n)))
-    crop = any(p.crop_begin) or any(p.crop_end)
-    steps = [("conv", True), ("interleave", s > 1), ("crop", crop)]
-    last = max(i for i, (_, used) in enumerate(steps) if used)
-    names = [node.output[0] if i == last else f"{base}/{step}" for i, (step, _) in enumerate(steps)]
     out = [
         helper.make_node(
             "Conv",
             inputs,
-            [names[0]],
+            [f"{base}/conv"],
             name=f"{base}/conv",
             kernel_shape=p.kernel,
             pads=p.pads,
@@ -143,27 +139,31 @@ def _as_conv(node: onnx.NodeProto, top: onnx.GraphProto, weights: Weights) -> li
             group=group,
         )
     ]
-    current = names[0]
     if s > 1:
         out.append(
             helper.make_node(
-                "DepthToSpace", [current], [names[1]], name=f"{base}/interleave", blocksize=s, mode="CRD"
+                "DepthToSpace",
+                [out[-1].output[0]],
+                [f"{base}/interleave"],
+                name=f"{base}/interleave",
+                blocksize=s,
+                mode="CRD",
             )
         )
-        current = names[1]
-    if crop:
+    if any(p.crop_begin) or any(p.crop_end):
         end = [-e if e else np.iinfo(np.int64).max for e in p.crop_end]
         out.append(
             helper.make_node(
                 "Slice",
                 [
-                    current,
+                    out[-1].output[0],
                     const("crop_begin", np.array(p.crop_begin, np.int64)),
                     const("crop_end", np.array(end, np.int64)),
                     const("crop_axes", np.arange(2, 2 + n, dtype=np.int64)),
                 ],
-                [names[2]],
+                [f"{base}/crop"],
                 name=f"{base}/crop",
             )
         )
+    out[-1].output[0] = node.output[0]  # the last step writes the value the ConvTranspose wrote
     return out
