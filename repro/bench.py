@@ -1,9 +1,11 @@
 """`repro bench`: value-and-grad speed of the ORT-VJP and torch-autograd backends and of a hand-written torch
 eager port (`repro.eager_port`), side by side in one run.
 
-Each runs in its own child process so that its peak resident memory (VmHWM) is its own. The children read
-the posterior from a file with its weights beside it, so that a child holds the weights once, as a process
-that built the posterior itself would.
+Each runs in its own child process so that its peak resident memory (VmHWM) is its own, and the children take
+their timed calls in turn (ORT, torch, eager, ORT, …), so that the ratios compare the backends at the same
+moments of a machine whose speed drifts (on a shared 2-core machine, one backend measured alone varied
+by half from run to run). The children read the posterior from a file with its weights beside it, so that a
+child holds the weights once, as a process that built the posterior itself would.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from queue import Empty
 
 import numpy as np
 import onnx
@@ -73,12 +74,25 @@ def _eager(parts: PosteriorParts, device: str):
     return EagerPosterior(parts, 0, device)
 
 
-def _measure(make: Callable, batch: int, repeats: int, seed: int, queue) -> None:
-    """The child's job; any failure is sent back as a message, so the parent never waits on a dead child."""
+PAUSE_S = 0.2  # between two children's calls, so that one's spinning worker threads are idle before the next
+
+
+def _child(make: Callable, batch: int, seed: int, conn) -> None:
+    """A child's job: build the backend, warm it up, then one timed call per "run" until "stop"; any failure
+    is sent back as a message, so the parent never waits on a dead child."""
     try:
-        queue.put(_timed(make, batch, repeats, seed))
+        backend = make()
+        z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
+        backend.value_and_grad(z)  # warm-up: allocations, kernel selection
+        conn.send({"ready": True})
+        while conn.recv() == "run":
+            t0 = time.perf_counter()
+            backend.value_and_grad(z)
+            conn.send({"time_s": time.perf_counter() - t0})
+        where = str(getattr(backend, "device", "cpu"))  # what it ran on (a backend falls back to the CPU)
+        conn.send({"peak_rss_mb": _peak_rss_mb(), "device": where})
     except BaseException as e:  # noqa: BLE001 (everything must reach the parent, which decides the exit)
-        queue.put({"error": f"{type(e).__name__}: {e}", "bad_input": isinstance(e, BadInput)})
+        conn.send({"error": f"{type(e).__name__}: {e}", "bad_input": isinstance(e, BadInput)})
 
 
 def call_times(backend, batch: int, repeats: int, seed: int = 0) -> list[float]:
@@ -93,31 +107,53 @@ def call_times(backend, batch: int, repeats: int, seed: int = 0) -> list[float]:
     return times
 
 
-def _timed(make: Callable, batch: int, repeats: int, seed: int) -> dict:
-    backend = make()
-    times = call_times(backend, batch, repeats, seed)
-    where = str(getattr(backend, "device", "cpu"))  # what it ran on (a backend falls back to the CPU)
-    return {
-        "median_s": statistics.median(times),
-        "times_s": times,
-        "peak_rss_mb": _peak_rss_mb(),
-        "device": where,
-    }
+class _Child:
+    """One backend in its own process, so that its peak resident memory (VmHWM) is its own."""
+
+    def __init__(self, ctx, name: str, make: Callable, batch: int, seed: int):
+        self.what = f"{name} at batch {batch}"
+        self.conn, theirs = ctx.Pipe()
+        self.proc = ctx.Process(target=_child, args=(make, batch, seed, theirs))
+        self.proc.start()
+
+    def receive(self) -> dict:
+        """The child's next message, or an error as soon as it has died without one."""
+        while not self.conn.poll(0.5):
+            if not self.proc.is_alive():
+                raise ReproError(f"{self.what}: the benchmark process died (exit code {self.proc.exitcode})")
+        message = self.conn.recv()
+        if "error" in message:
+            self.proc.join()
+            raise (BadInput if message["bad_input"] else ReproError)(f"{self.what}: {message['error']}")
+        return message
+
+    def ask(self, command: str) -> dict:
+        self.conn.send(command)
+        return self.receive()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join()
 
 
-def _result_of(proc, queue, what: str) -> dict:
-    """The child's result, or an error as soon as it has died without one (never a wait on a dead child)."""
-    while True:
-        try:
-            result = queue.get(timeout=0.5)
-            break
-        except Empty:
-            if not proc.is_alive():
-                raise ReproError(f"{what}: the benchmark process died (exit code {proc.exitcode})") from None
-    proc.join()
-    if "error" in result:
-        raise (BadInput if result["bad_input"] else ReproError)(f"{what}: {result['error']}")
-    return result
+def _interleaved(ctx, makers: dict[str, Callable], batch: int, repeats: int, seed: int) -> dict[str, dict]:
+    """Every backend's call times at `batch`, their calls taken in turn: a backend's median and the ratios
+    between backends then see the same moments of a shared, noisy machine."""
+    children: dict[str, _Child] = {}
+    try:
+        for name, make in makers.items():  # built and warmed up one after another, not competing
+            children[name] = _Child(ctx, name, make, batch, seed)
+            children[name].receive()
+        times: dict[str, list[float]] = {name: [] for name in children}
+        for _ in range(repeats):
+            for name, child in children.items():
+                time.sleep(PAUSE_S)
+                times[name].append(child.ask("run")["time_s"])
+        return {name: {"times_s": times[name], **child.ask("stop")} for name, child in children.items()}
+    finally:
+        for child in children.values():
+            child.close()
 
 
 def eager_baseline(models: PosteriorParts | None) -> dict:
@@ -152,20 +188,16 @@ def run_bench(
         if eager["available"]:
             makers[EAGER] = partial(_eager, models, device)
         for batch in batches:
-            for name, make in makers.items():
-                queue = ctx.Queue()
-                proc = ctx.Process(target=_measure, args=(make, batch, repeats, seed, queue))
-                proc.start()
-                result = _result_of(proc, queue, f"{name} at batch {batch}")
-                per_chain = result["median_s"] / batch
+            for name, result in _interleaved(ctx, makers, batch, repeats, seed).items():
+                median = statistics.median(result["times_s"])
                 rows.append(
                     {
                         "backend": name,
                         "device": result["device"],
                         "batch": batch,
-                        "median_s": result["median_s"],
-                        "s_per_chain": per_chain,
-                        "gflops": flops / per_chain / 1e9,
+                        "median_s": median,
+                        "s_per_chain": median / batch,
+                        "gflops": flops / (median / batch) / 1e9,
                         "peak_rss_mb": result["peak_rss_mb"],
                         "times_s": result["times_s"],
                     }

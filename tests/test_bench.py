@@ -85,3 +85,33 @@ def test_bench_on_the_random_set_has_the_eager_row_and_ort_within_its_memory_tar
     ort = rows["ort"]
     assert ort["speedup_vs_eager"] == pytest.approx(rows["eager"]["median_s"] / ort["median_s"])
     assert ort["peak_rss_mb"] <= 1600
+
+
+class _Stamped:
+    """A backend that writes its name to a log on every call: the order of the calls across processes."""
+
+    code_size = 2
+    device = "cpu"
+
+    def __init__(self, name: str, log: str):
+        self.name, self.log = name, log
+
+    def value_and_grad(self, z):
+        with open(self.log, "a") as f:
+            f.write(self.name + "\n")
+        return np.zeros(len(z)), np.zeros_like(z)
+
+
+def test_the_backends_take_their_timed_calls_in_turn(tmp_path):
+    import multiprocessing as mp
+    from functools import partial
+
+    from repro.bench import _interleaved
+
+    log = str(tmp_path / "calls")
+    makers = {name: partial(_Stamped, name, log) for name in ("a", "b", "c")}
+    result = _interleaved(mp.get_context("spawn"), makers, batch=1, repeats=3, seed=0)
+    calls = (tmp_path / "calls").read_text().split()
+    assert calls == ["a", "b", "c"] + ["a", "b", "c"] * 3  # the warm-ups, one per child, then the rounds
+    for name in "abc":
+        assert len(result[name]["times_s"]) == 3 and result[name]["peak_rss_mb"] > 0

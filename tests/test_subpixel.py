@@ -124,8 +124,9 @@ def test_a_layer_the_rewrite_does_not_cover_stays_a_conv_transpose(attrs, consta
     assert model.SerializeToString() == before
 
 
-def test_a_conv_transpose_inside_an_if_branch_is_rewritten_with_constants_in_the_main_graph():
-    """The ORT backend's gradient nodes sit in an If: the rewrite reaches them there."""
+def test_a_conv_transpose_inside_an_if_branch_is_rewritten_with_its_constants_in_the_branch():
+    """The ORT backend's gradient nodes sit in an If: the rewrite reaches them there, and puts the new
+    weights where ORT's NCHWc convolutions look for them, in the branch itself."""
     rng = np.random.default_rng(3)
     w = rng.standard_normal((3, 2, 4, 4))
     inner = helper.make_graph(
@@ -155,6 +156,8 @@ def test_a_conv_transpose_inside_an_if_branch_is_rewritten_with_constants_in_the
     assert conv_transposes_as_convs(model, _constants(model)) == 1
     branch = next(a.g for a in model.graph.node[0].attribute if a.name == "then_branch")
     assert [node.op_type for node in branch.node] == ["Conv", "DepthToSpace", "Slice"]
+    assert branch.node[0].input[1] in {t.name for t in branch.initializer}
+    assert [t.name for t in model.graph.initializer] == ["w"]
     x = rng.standard_normal((1, 3, 5, 5))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(None, {"x": x.astype(np.float32), "flag": np.array(True)})[0]

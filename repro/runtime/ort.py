@@ -129,6 +129,46 @@ def _gate(graph: onnx.GraphProto, n_forward: int, wrt: str, grad: str) -> None:
     graph.input.append(helper.make_tensor_value_info(WITH_GRAD, TensorProto.BOOL, []))
 
 
+def conv_weights_inside(model: onnx.ModelProto) -> int:
+    """Give every Conv in a subgraph its own copy of the weights it reads from the main graph; returns how
+    many tensors were copied.
+
+    ORT's NCHWc layout transformer, which selects its fastest CPU convolutions, takes a Conv's weights only
+    from the initializers of the Conv's own graph. Read from the main graph, the gradient's convolutions in
+    the `If` ran as plain Conv, and the value-and-grad call of the `random` set took 13 % longer
+    (docs/architecture.md, "One ORT session"). A copy of an external weight is a reference into the same
+    file, not a copy of its bytes.
+    """
+    outer = {t.name: t for t in model.graph.initializer}
+    return sum(_copy_conv_weights(attr.g, outer) for attr in _subgraphs(model.graph))
+
+
+def _subgraphs(graph: onnx.GraphProto):
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield attr
+                yield from _subgraphs(attr.g)
+
+
+def _copy_conv_weights(graph: onnx.GraphProto, outer: dict[str, onnx.TensorProto]) -> int:
+    copies: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        for i in range(1, len(node.input)):
+            name = node.input[i]
+            if name not in outer:
+                continue
+            if name not in copies:
+                copies[name] = f"{graph.name}/{name}"  # a subgraph may not reuse an outer graph's name
+                copy = graph.initializer.add()
+                copy.CopyFrom(outer[name])
+                copy.name = copies[name]
+            node.input[i] = copies[name]
+    return len(copies)
+
+
 def _constants(graph: onnx.GraphProto, folder: Path) -> Weights:
     """An initializer's value by name, its bytes read from `folder` when they are external."""
     tensors = {t.name: t for t in graph.initializer}
@@ -158,6 +198,7 @@ class OrtBackend:
             folder = Path(name)
             header = gated_value_and_grad(external_weights(posterior, folder))
             conv_transposes_as_convs(header, _constants(header.graph, folder))
+            conv_weights_inside(header)
             # Without prepacking: the gradient reuses every weight matrix, so ORT's reordered copies would
             # sit beside the originals instead of replacing them.
             self._session = open_session(

@@ -68,20 +68,20 @@ def phases(weight: np.ndarray, stride: int, pads: list[int], output_padding: lis
 
 def conv_transposes_as_convs(model: onnx.ModelProto, weights: Weights) -> int:
     """Rewrite, in place, every ConvTranspose with constant weights, no dilation and one stride (2-D, or any
-    rank at stride 1), in the graph and its subgraphs; new constants go into the main graph, which every
-    subgraph sees. Returns how many were rewritten."""
-    top = model.graph
-    return _rewrite(top, top, weights)
+    rank at stride 1), in the graph and its subgraphs; each new constant goes into the graph of the node
+    that reads it (ORT's NCHWc convolutions take their weights only from there, `repro.runtime.ort`).
+    Returns how many were rewritten."""
+    return _rewrite(model.graph, weights)
 
 
-def _rewrite(graph: onnx.GraphProto, top: onnx.GraphProto, weights: Weights) -> int:
+def _rewrite(graph: onnx.GraphProto, weights: Weights) -> int:
     count = 0
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                count += _rewrite(attr.g, top, weights)
-        replaced = _as_conv(node, top, weights) if node.op_type == "ConvTranspose" else None
+                count += _rewrite(attr.g, weights)
+        replaced = _as_conv(node, graph, weights) if node.op_type == "ConvTranspose" else None
         if replaced is None:
             nodes.append(node)
         else:
@@ -92,7 +92,7 @@ def _rewrite(graph: onnx.GraphProto, top: onnx.GraphProto, weights: Weights) -> 
     return count
 
 
-def _as_conv(node: onnx.NodeProto, top: onnx.GraphProto, weights: Weights) -> list[onnx.NodeProto] | None:
+def _as_conv(node: onnx.NodeProto, graph: onnx.GraphProto, weights: Weights) -> list[onnx.NodeProto] | None:
     """The replacing nodes, or None where the rewrite does not apply (the node then stays as it is)."""
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     weight = weights(node.input[1])
@@ -120,7 +120,7 @@ def _as_conv(node: onnx.NodeProto, top: onnx.GraphProto, weights: Weights) -> li
     base = f"{node.output[0]}/as_conv"
 
     def const(name: str, value: np.ndarray) -> str:
-        top.initializer.append(numpy_helper.from_array(value, f"{base}/{name}"))
+        graph.initializer.append(numpy_helper.from_array(value, f"{base}/{name}"))
         return f"{base}/{name}"
 
     inputs = [node.input[0], const("weight", p.weight.astype(np.float32))]
