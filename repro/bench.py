@@ -4,8 +4,8 @@ eager port (`repro.eager_port`), side by side in one run.
 Each runs in its own child process so that its peak resident memory (VmHWM) is its own, and the children take
 their timed calls in turn (ORT, torch, eager, ORT, …), so that the ratios compare the backends at the same
 moments of a machine whose speed drifts (on a shared 2-core machine, one backend measured alone varied
-by half from run to run). The children read the posterior from a file with its weights beside it, so that a
-child holds the weights once, as a process that built the posterior itself would.
+by half from run to run). The children read the posterior from a file with its weights beside it, as
+`repro.runtime.make_backend` takes it: ORT maps them from there, torch loads them once into its tensors.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def _ort_or_torch(name: str, path: str, device: str):
-    return make_backend(name, onnx.load(path), 0, device)
+def _from_file(name: str, path: str, device: str):
+    return make_backend(name, Path(path), 0, device)
 
 
 def _eager(parts: PosteriorParts, device: str):
@@ -184,7 +184,7 @@ def run_bench(
         header = external_weights(posterior, Path(folder))  # shape inference never copies the weights
         flops = 2.0 * forward_flops(header)  # forward + input-gradient sweep ≈ 2× forward (no weight grads)
         path = str(write_header(header, Path(folder)))
-        makers = {name: partial(_ort_or_torch, name, path, device) for name in BACKENDS}
+        makers = {name: partial(_from_file, name, path, device) for name in BACKENDS}
         if eager["available"]:
             makers[EAGER] = partial(_eager, models, device)
         for batch in batches:

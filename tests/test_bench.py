@@ -55,6 +55,22 @@ def test_one_ort_session_gives_what_the_forward_and_gradient_graphs_give():
     assert rel_max(backend.images(z), forward[0]) <= 1e-6 and rel_max(backend.logits(z), forward[1]) <= 1e-6
 
 
+@pytest.mark.parametrize("name", ["ort", "torch"])
+def test_a_backend_made_from_a_model_file_gives_what_it_gives_from_the_graph(name, tmp_path):
+    """The bench's children read the posterior from a file with its weights beside it."""
+    from repro.runtime import make_backend
+    from repro.runtime.ort import external_weights, write_header
+
+    posterior, _, _ = tiny_posterior()
+    path = write_header(external_weights(posterior, tmp_path), tmp_path)
+    z = codes(3)
+    from_graph = make_backend(name, posterior, 2).value_and_grad(z)
+    from_file = make_backend(name, path, 2).value_and_grad(z)
+    for got, expected in zip(from_file, from_graph, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "weights.bin"]  # nothing added
+
+
 @pytest.mark.slow
 def test_the_eager_port_matches_ort_vjp_on_the_random_set():
     """Full-size fc6 generator + CaffeNet, batch 2, a class per chain: value and gradient within parity's

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -41,7 +42,8 @@ class Backend(Protocol):
         ...
 
 
-Factory = Callable[["onnx.ModelProto", "np.ndarray | int", str, int], Backend]
+Posterior = "onnx.ModelProto | Path"  # the graph, or a model file with its external weights beside it
+Factory = Callable[[Posterior, "np.ndarray | int", str, int], Backend]
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,12 @@ def _ort(posterior, classes, device: str, threads: int) -> Backend:
 
 
 def _torch(posterior, classes, device: str, threads: int) -> Backend:
+    import onnx
+
     from repro.runtime.torch import TorchBackend
 
+    if isinstance(posterior, Path):  # onnx2torch copies the weights into torch tensors, from memory
+        posterior = onnx.load(str(posterior))
     return TorchBackend(posterior, classes, device=device, threads=threads)
 
 
@@ -70,10 +76,16 @@ DEVICES = ("cpu", "cuda")
 
 
 def make_backend(
-    name: str, posterior: onnx.ModelProto, classes: np.ndarray | int, device: str = "cpu", threads: int = 0
+    name: str,
+    posterior: onnx.ModelProto | Path,
+    classes: np.ndarray | int,
+    device: str = "cpu",
+    threads: int = 0,
 ) -> Backend:
-    """`threads`: CPU threads the backend computes with (0: the runtime's default, every core). Processes
-    that share a machine (Ray tasks) each pass their own share, or their thread pools fight for the cores."""
+    """`posterior`: the graph, or a model file with its external weights beside it (which a backend may read
+    from there without holding them in this process). `threads`: CPU threads the backend computes with (0:
+    the runtime's default, every core). Processes that share a machine (Ray tasks) each pass their own
+    share, or their thread pools fight for the cores."""
     if name not in BACKENDS:
         raise BadInput(f"backend: expected one of {', '.join(BACKENDS)}, got {name!r}")
     if device not in DEVICES:

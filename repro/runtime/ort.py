@@ -13,6 +13,7 @@ keeps the data.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -169,6 +170,16 @@ def _copy_conv_weights(graph: onnx.GraphProto, outer: dict[str, onnx.TensorProto
     return len(copies)
 
 
+def _copied_header(path: Path, folder: Path) -> onnx.ModelProto:
+    """The model at `path` without its weights' bytes, its external data files copied into `folder` on
+    disk, never through this process's memory (ONNX refuses symbolic and hard links to weights)."""
+    header = onnx.load(str(path), load_external_data=False)
+    tensors = [t for t in header.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    for location in {d.value for t in tensors for d in t.external_data if d.key == "location"}:
+        shutil.copyfile(path.parent / location, folder / location)
+    return header
+
+
 def _constants(graph: onnx.GraphProto, folder: Path) -> Weights:
     """An initializer's value by name, its bytes read from `folder` when they are external."""
     tensors = {t.name: t for t in graph.initializer}
@@ -187,23 +198,28 @@ class OrtBackend:
 
     def __init__(
         self,
-        posterior: onnx.ModelProto,
+        posterior: onnx.ModelProto | Path,
         classes: np.ndarray | int,
         device: str = "cpu",
         threads: int = 0,
         profile: str | None = None,
     ):
+        """`posterior`: the graph, or a model file with its external weights beside it, which ORT then reads
+        from there, so that this process never holds the weights but in ORT's session."""
         self.classes = classes
         with tempfile.TemporaryDirectory(prefix="repro-ort-") as name:
             folder = Path(name)
-            header = gated_value_and_grad(external_weights(posterior, folder))
+            if isinstance(posterior, Path):
+                header = _copied_header(posterior, folder)
+            else:
+                header = external_weights(posterior, folder)
+            header = gated_value_and_grad(header)
             conv_transposes_as_convs(header, _constants(header.graph, folder))
             conv_weights_inside(header)
-            # Without prepacking: the gradient reuses every weight matrix, so ORT's reordered copies would
-            # sit beside the originals instead of replacing them.
-            self._session = open_session(
-                write_header(header, folder), device, threads, prepack=False, profile=profile
-            )
+            # With prepacking, ORT keeps a reordered copy of each forward matrix beside the original that the
+            # gradient's products read (those in the If are not prepacked): on the random set at batch 8,
+            # 15 % less time per value-and-grad call for 1.45 GB peak instead of 0.83 GB.
+            self._session = open_session(write_header(header, folder), device, threads, profile=profile)
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         self.code_size = int(inputs["z"][1])
         self.n_classes = int(inputs["class_onehot"][1])

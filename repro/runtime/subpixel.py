@@ -32,7 +32,7 @@ Weights = Callable[[str], "np.ndarray | None"]  # a constant's value by name, No
 class Phases:
     """The Conv that computes every phase, and the crop of its interleaved output (per spatial axis)."""
 
-    weight: np.ndarray  # (group · C_out/group · s², C_in/group, K′…)
+    weight: np.ndarray  # (group · s² · C_out/group, C_in/group, K′…)
     kernel: list[int]
     pads: list[int]  # Conv pads: begins, then ends
     crop_begin: list[int]
@@ -51,8 +51,10 @@ def phases(weight: np.ndarray, stride: int, pads: list[int], output_padding: lis
     # (g, C_in/g, C_out/g, K′₀, s, K′₁, s, …): tap t of phase a along an axis is kernel index t·s + a.
     split = padded.reshape(group, c_in // group, c_out_g, *(d for t in taps for d in (t, s)))
     flipped = np.flip(split, axis=tuple(3 + 2 * i for i in range(n)))  # a Conv reads its taps forwards
-    order = [0, 2, *(4 + 2 * i for i in range(n)), 1, *(3 + 2 * i for i in range(n))]
-    conv_weight = flipped.transpose(order).reshape(group * c_out_g * s**n, c_in // group, *taps)
+    # Output channels (group, phase, C_out/group): each group's filters stay together, as Conv's groups
+    # require, and one phase of one group is a run of channels that a Split cuts out without reordering.
+    order = [0, *(4 + 2 * i for i in range(n)), 2, 1, *(3 + 2 * i for i in range(n))]
+    conv_weight = flipped.transpose(order).reshape(group * s**n * c_out_g, c_in // group, *taps)
     conv_pads, crop_begin, crop_end = [0] * 2 * n, [], []
     for i in range(n):
         # The full (unpadded) output of phase a at input m is conv output m with K′ − 1 rows of padding at
@@ -125,7 +127,8 @@ def _as_conv(node: onnx.NodeProto, graph: onnx.GraphProto, weights: Weights) -> 
 
     inputs = [node.input[0], const("weight", p.weight.astype(np.float32))]
     if bias is not None:
-        inputs.append(const("bias", np.repeat(bias.astype(np.float32), s**n)))
+        per_group = bias.astype(np.float32).reshape(group, 1, -1)
+        inputs.append(const("bias", np.broadcast_to(per_group, (group, s**n, per_group.shape[2])).ravel()))
     out = [
         helper.make_node(
             "Conv",
@@ -140,16 +143,7 @@ def _as_conv(node: onnx.NodeProto, graph: onnx.GraphProto, weights: Weights) -> 
         )
     ]
     if s > 1:
-        out.append(
-            helper.make_node(
-                "DepthToSpace",
-                [out[-1].output[0]],
-                [f"{base}/interleave"],
-                name=f"{base}/interleave",
-                blocksize=s,
-                mode="CRD",
-            )
-        )
+        out += _interleave(out[-1].output[0], s, group, weight.shape[1], base, const)
     if any(p.crop_begin) or any(p.crop_end):
         end = [-e if e else np.iinfo(np.int64).max for e in p.crop_end]
         out.append(
@@ -167,3 +161,49 @@ def _as_conv(node: onnx.NodeProto, graph: onnx.GraphProto, weights: Weights) -> 
         )
     out[-1].output[0] = node.output[0]  # the last step writes the value the ConvTranspose wrote
     return out
+
+
+def _interleave(
+    phases: str, s: int, group: int, c_out_g: int, base: str, const: Callable[[str, np.ndarray], str]
+) -> list[onnx.NodeProto]:
+    """(N, group · s² · C_out/group, H, W) → (N, C_out, s·H, s·W), phase (a, b) to rows a::s, columns b::s.
+
+    As a Split, then Concats of the phases along a new last axis (the columns) and along a new axis after
+    the rows, and one Reshape: ORT's Concat copies runs of memory, where its DepthToSpace (a general 6-D
+    transpose) moved the generator's deconvolution outputs three times slower."""
+    nodes = []
+    parts = [f"{base}/phase{g}_{i}" for g in range(group) for i in range(s * s)]
+    nodes.append(
+        helper.make_node(
+            "Split",
+            [phases, const("split", np.full(len(parts), c_out_g, np.int64))],
+            parts,
+            name=f"{base}/split",
+            axis=1,
+        )
+    )
+
+    def node(op: str, inputs: list[str], name: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [f"{base}/{name}"], name=f"{base}/{name}", **attrs))
+        return f"{base}/{name}"
+
+    last, row_axis = const("last_axis", np.array([-1], np.int64)), const("row_axis", np.array([3], np.int64))
+    rows = []
+    for a in range(s):
+        columns = []
+        for b in range(s):
+            phase = [parts[g * s * s + a * s + b] for g in range(group)]
+            whole = phase[0] if group == 1 else node("Concat", phase, f"phase_{a}_{b}", axis=1)
+            columns.append(node("Unsqueeze", [whole, last], f"column_{a}_{b}"))
+        row = node("Concat", columns, f"row_{a}", axis=4)  # (N, C, H, W, s): phase b at column b
+        rows.append(node("Unsqueeze", [row, row_axis], f"row_{a}_axis"))
+    stacked = node("Concat", rows, "rows", axis=3)  # (N, C, H, s, W, s): phase a at row a
+    first = parts[0] if group == 1 else f"{base}/phase_0_0"
+    size = node(
+        "Mul",
+        [node("Shape", [first], "phase_shape"), const("scale", np.array([1, 1, s, s], np.int64))],
+        "size",
+    )
+    return nodes + [
+        helper.make_node("Reshape", [stacked, size], [f"{base}/interleave"], name=f"{base}/interleave")
+    ]
