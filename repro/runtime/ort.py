@@ -136,7 +136,7 @@ def conv_weights_inside(model: onnx.ModelProto) -> int:
 
     ORT's NCHWc layout transformer, which selects its fastest CPU convolutions, takes a Conv's weights only
     from the initializers of the Conv's own graph. Read from the main graph, the gradient's convolutions in
-    the `If` ran as plain Conv, and the value-and-grad call of the `random` set took 13 % longer
+    the `If` ran as plain Conv, and the value-and-grad call of the `random` set took 7 % longer
     (docs/architecture.md, "One ORT session"). A copy of an external weight is a reference into the same
     file, not a copy of its bytes.
     """
@@ -216,9 +216,8 @@ class OrtBackend:
             header = gated_value_and_grad(header)
             conv_transposes_as_convs(header, _constants(header.graph, folder))
             conv_weights_inside(header)
-            # With prepacking, ORT keeps a reordered copy of each forward matrix beside the original that the
-            # gradient's products read (those in the If are not prepacked): on the random set at batch 8,
-            # 15 % less time per value-and-grad call for 1.45 GB peak instead of 0.83 GB.
+            # Prepacking holds each fully connected matrix in two packed layouts (forward, gradient) instead
+            # of once, for 17 % less time per call on the random set at batch 8 (docs/architecture.md).
             self._session = open_session(write_header(header, folder), device, threads, profile=profile)
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         self.code_size = int(inputs["z"][1])

@@ -1,16 +1,16 @@
-"""ConvTranspose rewritten as Conv, DepthToSpace and a crop: the same sums on kernels ORT runs faster.
+"""ConvTranspose rewritten as Conv, an interleave of its phases and a crop: the same sums on kernels ORT runs
+faster.
 
-Without prepacking (which the ORT backend turns off to hold each weight matrix once), ORT's CPU ConvTranspose
-re-arranges its weights on every call and runs outside the NCHWc convolution kernels; it was the largest op
-of the fc6 generator + CaffeNet value-and-grad graph (the generator's deconvolutions forward, the
-transposed products of the classifier's convolutions backward; docs/architecture.md, "Sub-pixel
-convolutions").
+ORT's CPU ConvTranspose runs outside its NCHWc convolution kernels (and, without prepacking, re-arranges
+its weights on every call); it was the largest op of the fc6 generator + CaffeNet value-and-grad graph (the
+generator's deconvolutions forward, the transposed products of the classifier's convolutions backward;
+docs/architecture.md, "Sub-pixel convolutions").
 
 A transposed convolution with stride s writes output pixel s·m + a from the kernel taps a, a + s, a + 2s, …
 applied to inputs m, m − 1, m − 2, …: each output phase a (one per axis) is an ordinary convolution of the
 input with a K′ = ⌈k / s⌉-tap kernel, the taps reversed. So one Conv with s² phases × C_out filters computes
-every phase, DepthToSpace (CRD: channel c·s² + phase) interleaves them, and a Slice drops the rows the pads
-and output_padding leave out. The convolution's padding absorbs whole blocks of that crop, so a stride-1
+every phase, a Split and Concats interleave them, and a Slice drops the rows the pads and output_padding
+leave out. The convolution's padding absorbs whole blocks of that crop, so a stride-1
 ConvTranspose becomes one Conv with flipped kernels and nothing else. The arithmetic is the same products
 summed in another order: float32 rounding differs, nothing else (tests/test_subpixel.py compares with torch
 in float64).
