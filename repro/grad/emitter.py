@@ -10,6 +10,7 @@ import numpy as np
 from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from repro.errors import BadInput
+from repro.onnx_attrs import attributes
 
 Shape = tuple[int | None, ...]  # None marks a dimension that follows the batch size
 
@@ -87,8 +88,7 @@ class Emitter:
         return None
 
     def attrs(self, node: NodeProto) -> dict:
-        values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
+        return attributes(node)
 
     def fail(self, why: str) -> BadInput:
         node = self.node

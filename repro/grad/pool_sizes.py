@@ -15,12 +15,13 @@ from onnx import GraphProto, NodeProto, helper
 
 from repro.errors import BadInput
 from repro.grad.emitter import Shape
+from repro.onnx_attrs import attributes
 
 POOLS = ("MaxPool", "AveragePool")
 
 
 def ceil_pools(graph: GraphProto) -> list[NodeProto]:
-    return [n for n in graph.node if n.op_type in POOLS and _attr(n, "ceil_mode", 0) == 1]
+    return [n for n in graph.node if n.op_type in POOLS and attributes(n).get("ceil_mode", 0) == 1]
 
 
 def restate_ceil_pools(graph: GraphProto, shapes: dict[str, Shape]) -> None:
@@ -29,16 +30,16 @@ def restate_ceil_pools(graph: GraphProto, shapes: dict[str, Shape]) -> None:
         size, out = shapes[node.input[0]][2:], shapes[node.output[0]][2:]
         if any(d is None for d in (*size, *out)):
             continue
-        n = len(size)
-        kernel = _attr(node, "kernel_shape", [])
-        strides = _attr(node, "strides", [1] * n)
-        pads = list(_attr(node, "pads", [0] * 2 * n))
-        dilations = _attr(node, "dilations", [1] * n)
+        n, attrs = len(size), attributes(node)
+        kernel = attrs.get("kernel_shape", [])
+        strides = attrs.get("strides", [1] * n)
+        pads = list(attrs.get("pads", [0] * 2 * n))
+        dilations = attrs.get("dilations", [1] * n)
         span = [dilations[i] * (kernel[i] - 1) + 1 for i in range(n)]
         extent = [size[i] + pads[i] + pads[i + n] - span[i] for i in range(n)]
         if all(math.ceil(extent[i] / strides[i]) + 1 == out[i] for i in range(n)):
             continue  # onnx infers these sizes correctly
-        count_pad = node.op_type == "AveragePool" and _attr(node, "count_include_pad", 0) == 1
+        count_pad = node.op_type == "AveragePool" and attrs.get("count_include_pad", 0) == 1
         for i in range(n):
             floor = extent[i] // strides[i] + 1
             if floor == out[i]:
@@ -52,13 +53,6 @@ def restate_ceil_pools(graph: GraphProto, shapes: dict[str, Shape]) -> None:
             pads[i + n] += (out[i] - 1) * strides[i] - extent[i]
         _set(node, "ceil_mode", 0)
         _set(node, "pads", pads)
-
-
-def _attr(node: NodeProto, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
 
 
 def _set(node: NodeProto, name: str, value) -> None:

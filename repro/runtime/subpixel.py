@@ -25,6 +25,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from repro.onnx_attrs import attributes, conv_window
+
 Weights = Callable[[str], "np.ndarray | None"]  # a constant's value by name, None if it is not one
 
 
@@ -96,29 +98,27 @@ def _rewrite(graph: onnx.GraphProto, weights: Weights) -> int:
 
 def _as_conv(node: onnx.NodeProto, graph: onnx.GraphProto, weights: Weights) -> list[onnx.NodeProto] | None:
     """The replacing nodes, or None where the rewrite does not apply (the node then stays as it is)."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs = attributes(node)
     weight = weights(node.input[1])
     if weight is None or weight.ndim < 3 or "output_shape" in attrs:
         return None
     n = weight.ndim - 2
-    strides = list(attrs.get("strides", [1] * n))
-    auto_pad = attrs.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    # DepthToSpace interleaves two axes with one block size; a stride-1 layer needs no interleaving.
+    window = conv_window(attrs, n)
+    strides = window["strides"]
+    # The interleave is written for two axes and one stride; a stride-1 layer needs no interleaving.
     if len(set(strides)) != 1 or (strides[0] > 1 and n != 2):
         return None
-    if any(d != 1 for d in attrs.get("dilations", [1] * n)):
+    if any(d != 1 for d in window["dilations"]):
         return None
-    if auto_pad not in ("NOTSET", "VALID"):
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
         return None
     bias = None
     if len(node.input) > 2 and node.input[2]:
         bias = weights(node.input[2])
         if bias is None:
             return None
-    pads = list(attrs.get("pads", [0] * 2 * n)) if auto_pad == "NOTSET" else [0] * 2 * n
-    s, group = strides[0], attrs.get("group", 1)
-    p = phases(weight, s, pads, list(attrs.get("output_padding", [0] * n)), group)
+    s, group = strides[0], window["group"]
+    p = phases(weight, s, window["pads"], list(attrs.get("output_padding", [0] * n)), group)
     base = f"{node.output[0]}/as_conv"
 
     def const(name: str, value: np.ndarray) -> str:

@@ -6,6 +6,7 @@ from onnx import NodeProto
 
 from repro.grad.emitter import Emitter
 from repro.grad.registry import vjp
+from repro.onnx_attrs import conv_window
 
 
 def _conv_geometry(node: NodeProto, emit: Emitter) -> dict:
@@ -16,16 +17,7 @@ def _conv_geometry(node: NodeProto, emit: Emitter) -> dict:
     if "output_shape" in attrs:
         raise emit.fail("output_shape is not supported; use pads and output_padding")
     kernel = emit.static(node.input[1], range(2, len(emit.shape(node.input[1]))))
-    n = len(kernel)
-    return {
-        "kernel_shape": kernel,
-        "strides": attrs.get("strides", [1] * n),
-        "pads": attrs.get("pads", [0] * 2 * n)
-        if attrs.get("auto_pad", "NOTSET") == "NOTSET"
-        else [0] * 2 * n,
-        "dilations": attrs.get("dilations", [1] * n),
-        "group": attrs.get("group", 1),
-    }
+    return {"kernel_shape": kernel, **conv_window(attrs, len(kernel))}
 
 
 def _weights_fixed(node: NodeProto, emit: Emitter) -> None:
