@@ -216,6 +216,156 @@ def test_a_field_of_the_wrong_kind_is_one_line(tiny, capsys, case):
     assert str(caught.value) == f"{path}: {message}"
 
 
+# --- a key the schema does not define: refused, naming it, where it is, and the closest known key -------
+
+UNKNOWN = {
+    "a misspelt step at the top level": (
+        lambda m: m.update(mala_stp=0.1),
+        'unknown field "mala_stp" at the top level; did you mean "mala_step"?',
+    ),
+    "a misspelt key whose case differs": (
+        lambda m: m.update(Map_LR=4.0),
+        'unknown field "Map_LR" at the top level; did you mean "map_lr"?',
+    ),
+    "a misspelt required key of crop (also a missing one)": (
+        lambda m: m["crop"].update(sise=m["crop"].pop("size")),
+        'unknown field "sise" in crop; did you mean "size"?',
+    ),
+    "a key of crop like no other": (
+        lambda m: m["crop"].update(scale=2),
+        'unknown field "scale" in crop; known fields: size, offset',
+    ),
+    "a misspelt blob of the classifier": (
+        lambda m: m["classifier"].update(feature="fc6"),
+        'unknown field "feature" in classifier; did you mean "features"?',
+    ),
+    "a misspelt blob of the evaluator": (
+        lambda m: m["evaluator"].update(Logits="logits"),
+        'unknown field "Logits" in evaluator; did you mean "logits"?',
+    ),
+    "two unknown keys of the generator": (
+        lambda m: m["generator"].update(outptu="deconv0", scale=1),
+        'unknown field "outptu" in generator; did you mean "output"? (also unknown: "scale")',
+    ),
+    "a Caffe judge's misspelt file": (
+        lambda m: m["judge"].update(protottxt=m["judge"].pop("prototxt")),
+        'unknown field "protottxt" in judge; did you mean "prototxt"?',
+    ),
+    "a Caffe judge given a DCGAN judge's preset": (
+        lambda m: m["judge"].update(preprocess="authors"),
+        'unknown field "preprocess" in judge; known fields: prototxt, caffemodel, input, output',
+    ),
+    "a DCGAN judge's misspelt folder": (
+        lambda m: m.update(judge={"dcgn": "dcgan/", "preprocess": "authors", "file_format": "jpeg"}),
+        'unknown field "dcgn" in judge; did you mean "dcgan"?',
+    ),
+    "a DCGAN judge's misspelt preset": (
+        lambda m: m.update(judge={"dcgan": "dcgan/", "preproces": "standard"}),
+        'unknown field "preproces" in judge; did you mean "preprocess"?',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNKNOWN))
+def test_an_unknown_key_is_one_line_with_the_closest_known_key(tiny, capsys, case):
+    change, message = UNKNOWN[case]
+    path = edit(tiny, change)
+    assert one_line(capsys, tiny) == f"{path}: {message}"
+    with pytest.raises(BadInput) as caught:
+        from_manifest(tiny)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_an_unknown_key_like_no_known_one_lists_the_known_keys(tiny):
+    path = edit(tiny, lambda m: m.update(zzz=1))
+    with pytest.raises(BadInput) as caught:
+        read_manifest(path)
+    top = schemas.load("manifest")["properties"]
+    read = [k for k, v in top.items() if v.get("$ref") != schemas.DESCRIPTIVE]
+    described = [k for k, v in top.items() if v.get("$ref") == schemas.DESCRIPTIVE]
+    assert "mala_step" in read and "training" in described
+    assert str(caught.value) == (
+        f'{path}: unknown field "zzz" at the top level; known fields: {", ".join(read)} '
+        f"(descriptive: {', '.join(described)})"
+    )
+
+
+def _schema_keys() -> dict[str, set[str]]:
+    """Where → the keys manifest.schema.json defines there."""
+    schema = schemas.load("manifest")
+    top = schema["properties"]
+    return {
+        "top": set(top),
+        "generator": set(top["generator"]["properties"]),
+        "classifier": set(top["classifier"]["properties"]),
+        "evaluator": set(top["evaluator"]["else"]["properties"]),
+        "judge": set(schema["$defs"]["dcgan_judge"]["properties"]),
+    }
+
+
+def _dict_keys(node) -> set[str]:
+    import ast
+
+    return (
+        {k.value for k in node.keys if isinstance(k, ast.Constant)} if isinstance(node, ast.Dict) else set()
+    )
+
+
+def test_every_key_the_tools_write_is_defined():
+    """tools/embedded/export.py writes the embedded manifest and tools/tune_steps.py adds its steps: every key
+    they write (read from their source, so a key added there fails here first) is one the schema defines."""
+    import ast
+
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    tree = ast.parse((tools / "embedded" / "export.py").read_text())
+    written: dict[str, set[str]] = {"top": set(), "judge": {"dcgan"}}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name == "manifest":
+                written["top"] |= _dict_keys(node.value)
+            elif name == "JUDGE_ENTRY":
+                written["judge"] |= _dict_keys(node.value)
+            elif name == "entries":
+                for role, entry in zip(node.value.keys, node.value.values, strict=True):
+                    written["top"].add(role.value)
+                    written[role.value] = {"prototxt", "caffemodel"} | _dict_keys(entry)
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
+        ):
+            if isinstance(node.func.value, ast.Name) and node.func.value.id == "manifest":
+                written["top"] |= _dict_keys(node.args[0])
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "manifest"
+        ):
+            if isinstance(node.slice, ast.Constant) and isinstance(node.ctx, ast.Store):
+                written["top"].add(node.slice.value)
+    tune = ast.parse((tools / "tune_steps.py").read_text())
+    for node in ast.walk(tune):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "manifest"
+        ):
+            if isinstance(node.slice, ast.Constant) and isinstance(node.ctx, ast.Store):
+                written["top"].add(node.slice.value)
+    assert {"generator", "classifier", "evaluator", "judge", "training", "step_tuning"} <= written["top"]
+    assert {"code_size"} <= written["generator"] and {"prob", "input_size"} <= written["classifier"]
+    defined = _schema_keys()
+    for where, keys in written.items():
+        assert keys <= defined[where], (where, sorted(keys - defined[where]))
+
+
+def test_the_manifests_tests_write_validate(tmp_path):
+    from tests.test_posterior import write_tiny_set as write_posterior_set
+
+    (tmp_path / "posterior").mkdir()
+    for root in (write_tiny_set(tmp_path / "report"), write_posterior_set(tmp_path / "posterior")):
+        assert read_manifest(root / "manifest.json")["name"] == "tiny"
+
+
 def test_descriptive_keys_are_free_and_null_scorers_mean_none(tiny):
     edit(
         tiny,
@@ -464,7 +614,7 @@ def test_a_claim_verdict_maybe_is_refused():
         ),
         (
             lambda r: r["rows"][0]["metrics"]["seconds"].update(extra=1),
-            'rows[0].metrics.seconds: expected only the keys mean, n, se, got also "extra"',
+            'unknown field "extra" in rows[0].metrics.seconds; known fields: mean, se, n',
         ),
         (
             lambda r: r["table2"][0].update(ours=None),
@@ -486,9 +636,13 @@ def test_a_claim_verdict_maybe_is_refused():
         ),
         (
             lambda r: r.update(extra=1),
-            "expected only the keys cells, claims, figures, metric_definitions, "
-            "models, reference, rows, sampler_variant, schema, settings, table2, versions, wall_seconds, "
-            'got also "extra"',
+            'unknown field "extra" at the top level; known fields: schema, models, settings, '
+            "sampler_variant, metric_definitions, rows, reference, table2, claims, figures, cells, "
+            "wall_seconds, versions",
+        ),
+        (
+            lambda r: r["rows"][0]["metrics"]["seconds"].update(maen=1.0),
+            'unknown field "maen" in rows[0].metrics.seconds; did you mean "mean"?',
         ),
     ],
 )

@@ -5,12 +5,16 @@ report's metrics.json (written by repro.report.results). `validator(schema)` che
 library under JSON's own number rules: a number is finite (Python's json reads NaN and Infinity, JSON has
 neither) and an integer is an int, not 2.0 and not a bool. `describe(error, schema)` turns one
 ValidationError into `FIELD: expected WHAT, got WHAT`, the field written as `crop.size`, `rows[0].metrics`
-or `sha256["generator.caffemodel"]`; a schema's `description` says what is expected where it has one.
+or `sha256["generator.caffemodel"]`; a schema's `description` says what is expected where it has one. A
+key that a closed object (additionalProperties: false) does not list is `unknown field "KEY" at the top level`
+or `… in FIELD`, with the closest known key (`did you mean "KEY"?`) or else the known keys; `first_problem`
+prefers it to the other errors of the same object (a misspelt required key is also a missing one).
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import math
 import re
@@ -30,6 +34,8 @@ _JSON_TYPES = {
     "boolean": "a boolean",
     "null": "null",
 }
+DESCRIPTIVE = "#/$defs/descriptive"  # a property with this $ref only describes; listed apart from the rest
+_UNKNOWN = ("additionalProperties", "unevaluatedProperties")
 
 
 @cache
@@ -145,7 +151,7 @@ def describe(error, root: dict) -> str:
     if error.context:  # anyOf / oneOf: the branch that came closest
         from jsonschema.exceptions import best_match
 
-        return describe(best_match(error.context), root)
+        return describe(best_match(error.context, key=_relevance()), root)
     path = list(error.absolute_path)
     instance = error.instance
     if error.validator == "required":
@@ -154,10 +160,10 @@ def describe(error, root: dict) -> str:
         prop = _resolved(props.get(missing, error.schema.get("additionalProperties")), root)
         expected = prop.get("description") or _expected_of(prop)
         return _line([*path, missing], expected, "nothing (the key is missing)")
-    if error.validator in ("additionalProperties", "unevaluatedProperties"):
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(instance) - set(allowed))
-        return _line(path, "only the keys " + ", ".join(allowed), "also " + ", ".join(map(shown, extra)))
+    if error.validator in _UNKNOWN:
+        return _unknown(
+            path, instance, _known_fields(error.schema, root, error.validator == "unevaluatedProperties")
+        )
     if "propertyNames" in error.relative_schema_path:
         name_schema = _resolved(error.schema, root)
         expected = name_schema.get("description") or _expected(error, root)
@@ -167,6 +173,50 @@ def describe(error, root: dict) -> str:
     if instance is None:
         actual = "null"
     return _line(path, expected, actual)
+
+
+def _known_fields(schema: dict, root: dict, deep: bool) -> dict[str, bool]:
+    """The keys an object schema lists, in its order, each → whether it is descriptive. `deep`: also those of
+    the subschemas it applies in place (what unevaluatedProperties counts as evaluated)."""
+    known = {name: sub.get("$ref") == DESCRIPTIVE for name, sub in schema.get("properties", {}).items()}
+    if deep:
+        ref = schema.get("$ref")
+        subs = [_resolved({"$ref": ref}, root)] if isinstance(ref, str) and ref.startswith("#/") else []
+        for word in ("allOf", "anyOf", "oneOf"):
+            subs += schema.get(word, [])
+        subs += [schema[word] for word in ("then", "else") if isinstance(schema.get(word), dict)]
+        for sub in subs:
+            known = {**_known_fields(sub, root, True), **known}
+    return known
+
+
+def _unknown(path: list, instance: dict, known: dict[str, bool]) -> str:
+    """`unknown field "KEY" in FIELD` (or at the top level), with the closest known key, else all of them."""
+    extra = [k for k in instance if k not in known]
+    where = f"in {field(path)}" if path else "at the top level"
+    line = f"unknown field {shown(extra[0])} {where}; "
+    lowered = {name.lower(): name for name in known}
+    close = difflib.get_close_matches(extra[0].lower(), list(lowered), n=1, cutoff=0.6)
+    if close:
+        line += f"did you mean {shown(lowered[close[0]])}?"
+    else:
+        read = [k for k, descriptive in known.items() if not descriptive]
+        described = [k for k, descriptive in known.items() if descriptive]
+        line += (
+            "known fields: "
+            + ", ".join(read)
+            + (f" (descriptive: {', '.join(described)})" if described else "")
+        )
+    if len(extra) > 1:
+        line += f" (also unknown: {', '.join(map(shown, extra[1:]))})"
+    return line
+
+
+def _relevance():
+    """jsonschema's ranking of errors, with an unknown key first among the errors of its object."""
+    from jsonschema.exceptions import by_relevance
+
+    return by_relevance(strong=frozenset(_UNKNOWN))
 
 
 def _missing_key(error) -> str:
@@ -214,5 +264,5 @@ def first_problem(check, instance: Any, root: dict) -> str | None:
     """The most telling way `instance` fails (jsonschema's best match), or None when it is valid."""
     from jsonschema.exceptions import best_match
 
-    error = best_match(check.iter_errors(instance))
+    error = best_match(check.iter_errors(instance), key=_relevance())
     return None if error is None else describe(error, root)
