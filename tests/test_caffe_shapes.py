@@ -184,12 +184,8 @@ def test_built_in_small_variants():
     small = parse_net_text(architectures.googlenet(10, width=0.125, batch=2))
     assert small.shapes["pool4/3x3_s2"][2:] == (7, 7) and small.shapes["prob"] == (2, 10)
     caffenet = parse_net_text(architectures.caffenet(5, width=0.05))
-    assert caffenet.shapes["pool5"] == (
-        1,
-        12,
-        6,
-        6,
-    )  # 256 * 0.05, kept even for group 2 and caffenet.shapes["prob"] == (1, 5)
+    assert caffenet.shapes["pool5"] == (1, 12, 6, 6)  # 256 * 0.05, kept even for group 2
+    assert caffenet.shapes["prob"] == (1, 5)
     alexnet = parse_net_text(architectures.alexnet(3, input_size=99))
     assert alexnet.shapes["pool5"] == (1, 256, 2, 2)  # 99 -> 23 -> 11 -> 5 -> 2
     generator = parse_net_text(architectures.fc6_generator(code_size=64, width=1 / 16, batch=2))

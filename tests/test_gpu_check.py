@@ -39,6 +39,14 @@ def test_gpu_check_falls_back_to_the_cpu_and_writes_one_json(tmp_path):
     assert record["exit_status"] == 0
     checks = record["parity"]["checks"]
     assert checks and all(c["passed"] for c in checks)
-    assert all(record["device"] in c["devices"] or "CPU" in c["devices"] for c in checks)
+    # ORT's provider, then torch's device (and the float64 torch's), each where the record says it ran
+    cuda = record["device"] == "cuda" and "CUDAExecutionProvider" in record["ort_providers"]
+    provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
+    device = record["device"]
+    for c in checks:
+        assert [p.strip() for p in c["devices"].split(",")] in (
+            [provider, device],
+            [provider, device, f"float64 {device}"],
+        ), c
     rows = record["bench"]["rows"]
     assert {(r["backend"], r["batch"]) for r in rows} >= {("ort", 1), ("torch", 1), ("ort", 2), ("torch", 2)}

@@ -72,6 +72,7 @@ def test_a_report_with_real_images_measures_kid_fd_precision_recall(tiny, tmp_pa
     args += ["--classes", "0,1", "--rows", "map-clip,mala", "--real-images", str(real), "-o", str(out)]
     assert main(args) == 0
     r = json.loads((out / "metrics.json").read_text())
+    assert [row["key"] for row in r["rows"]] == ["map-clip", "mala"]
     for row in r["rows"]:
         for key in ("kid", "fd", "precision", "recall"):
             assert row["metrics"][key]["n"] == 2, (row["key"], key)  # one value per class
