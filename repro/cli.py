@@ -354,7 +354,8 @@ def sample(
     "--budget",
     default=None,
     type=click.FloatRange(min=0, min_open=True),
-    help="fraction of the paper's 6000 gradients per MCMC chain [default: 1; --quick: 0.1]",
+    help="fraction of the paper's 6000 gradients per MCMC chain [default: 1; --quick: 0.1]; under 100 "
+    "iterations in an MCMC row (about 0.25), the report says its verdicts rest on too few",
 )
 @click.option(
     "--quick",
@@ -397,6 +398,12 @@ def sample(
 )
 @scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="write into -o though it holds files repro report did not write: beside them, leaving them as they "
+    "are (one it would overwrite, such as your own index.html, is refused even so)",
+)
 def report(
     models_spec,
     classes,
@@ -415,9 +422,11 @@ def report(
     real_images,
     dry_run,
     out_dir,
+    replace,
     **scorers,
 ) -> None:
-    """Reproduce the paper's comparison: every method on every class, metrics, claims, figures, HTML."""
+    """Reproduce the paper's comparison: every method on every class, metrics, claims, figures, HTML.
+    An earlier report's -o is continued (its cells reused); a folder holding other files is refused."""
     import dataclasses
     from pathlib import Path
 
@@ -452,7 +461,7 @@ def report(
         ms, plan = plan_report(opts)
         click.echo(describe(estimate(ms, plan, backend, device), backend, device))
         return
-    results = make_report(opts, Path(out_dir))
+    results = make_report(opts, Path(out_dir), replace)
     verdicts = ", ".join(f"{c['number']}: {c['verdict']}" for c in results["claims"])
     click.echo(f"claims {verdicts}")
     click.echo(f"report written in {results['wall_seconds']:.0f} s → {Path(out_dir) / 'index.html'}")

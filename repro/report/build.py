@@ -1,17 +1,37 @@
 """`repro report`: plan the grid, run (or reuse) its cells, measure, check the paper's claims, and write
 index.html, report.md, metrics.json and the figures, every file atomically.
+
+The output folder OUT holds the user's work too, so a report changes only what a report wrote. It writes
+the files of REPORT_FILES, cells/ (a file per cell, and sampler checkpoints while a row runs) and RECORD,
+`repro-report.sha256`: the top-level files it wrote with their sha256, in sha256sum's format (`sha256sum -c
+repro-report.sha256` checks them); while it runs, also .report-lock and .report-staging/. A top-level file
+is the report's when RECORD lists it with its present content, or, in a folder without RECORD whose
+metrics.json is a report's (schema repro.report/1: a report from before RECORD existed), when it has a name
+the report writes; an entry of cells/ is the report's when it is named as a cell or checkpoint. A folder
+holding anything else is refused (exit 2, naming it) before any model is converted, unless --replace, which
+writes the report beside those files and leaves them as they are. A file that is not the report's but has a
+name the report writes (the user's own index.html, or a report.md edited since the report wrote it) is
+refused even with --replace: no report deletes or rewrites a file it did not write. An earlier report's
+folder is continued as it stands: its cells are reused, its top-level files replaced.
+
+The top-level files are written into .report-staging/ and then moved in, RECORD accepting the old and the
+new sha256 of each while they move, so a kill at any point leaves files the next run knows as its own.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from repro.atomic import exclusive, write_text
 from repro.errors import BadInput, ReproError
-from repro.modelsets import ModelSet, resolve
+from repro.modelsets import ModelSet, resolve, sha256_of
 from repro.report import figures
 from repro.report.document import build_document
 from repro.report.executors import ExecutorOptions, make_executor
@@ -20,7 +40,7 @@ from repro.report.markdown import render_markdown
 from repro.report.metrics import METRICS
 from repro.report.plan import DGN_STEPS, Plan, make_plan, models_id
 from repro.report.reference import reference_metrics
-from repro.report.results import build_results, schema_errors, table2_rows
+from repro.report.results import SCHEMA, build_results, schema_errors, table2_rows
 from repro.report.run import Worker, run_plan
 from repro.report.stats import Stat, collect, stat
 from repro.versions import versions
@@ -28,6 +48,27 @@ from repro.versions import versions
 # `beyond`: the budget of the rows beyond the paper relative to the paper's rows (plan.py)
 QUICK = {"classes": 3, "chains": 3, "budget": 0.1, "beyond": 0.5}
 FULL = {"chains": 4, "budget": 1.0, "beyond": 1.0}
+
+# The files a report writes at the top of OUT (_figures names the figures), and the rest of what it keeps
+# there: see the module docstring.
+REPORT_FILES = frozenset(
+    {
+        "index.html",
+        "report.md",
+        "metrics.json",
+        "figure2.png",
+        "figure3.png",
+        "traces.png",
+        "metrics.png",
+        "table2.png",
+        "reference.png",
+    }
+)
+RECORD = "repro-report.sha256"
+_LOCK = ".report-lock"
+_STAGING = ".report-staging"
+_TEMPORARY = re.compile(r"\..+\.tmp\Z")  # repro.atomic's temporaries, which a killed run may leave
+_CELL_FILE = re.compile(r"[a-z0-9-]+-(c\d+-[0-9a-f]{16}|[0-9a-f]{16}\.checkpoint)\.npz\Z")
 
 
 @dataclass
@@ -62,21 +103,30 @@ def plan_report(opts: ReportOptions) -> tuple[ModelSet, Plan]:
     )
 
 
-def make_report(opts: ReportOptions, out_dir: Path) -> dict:
-    """Build the whole report in out_dir; return the metrics.json record."""
+def make_report(opts: ReportOptions, out_dir: Path, replace: bool = False) -> dict:
+    """Build the whole report in out_dir; return the metrics.json record. `replace`: write it beside files
+    the report did not write, leaving them as they are (see the module docstring)."""
     started = time.perf_counter()
     ms, plan = plan_report(opts)
     n_classes = len(ms.class_names)
     chains, budget = plan.chains, plan.budget
+    check_output_folder(out_dir, replace)  # before any model is converted
 
     worker = Worker(ms, plan, opts.backend, opts.device, opts.progress)
     worker.metrics  # noqa: B018  load the judge and evaluator now: a bad file must stop us before sampling
     executor = make_executor(opts.executor, opts.executor_options, opts.device)
-    check_output_folder(out_dir)
-    with exclusive(out_dir / ".report-lock", f"output folder {out_dir}"):  # one report per folder
+    with exclusive(out_dir / _LOCK, f"output folder {out_dir}"):  # one report per folder
+        check_output_folder(out_dir, replace)  # again, now that no other report can change it
+        staging = out_dir / _STAGING
+        shutil.rmtree(staging, ignore_errors=True)  # a killed report's
+        try:
+            (out_dir / "cells").mkdir(exist_ok=True)
+        except OSError as e:
+            raise BadInput(f"output folder {out_dir}: cannot write there ({e.strerror})") from None
         cells, counts = run_plan(worker, out_dir, executor)
+        staging.mkdir()
         reference = reference_metrics(ms, worker.metrics, plan.classes, max(chains, 4))
-        figs = _figures(plan, ms.class_names, cells, reference, out_dir)
+        figs = _figures(plan, ms.class_names, cells, reference, staging)
         if reference is not None:
             reference = {k: v for k, v in reference.items() if k != "examples"}
 
@@ -112,23 +162,124 @@ def make_report(opts: ReportOptions, out_dir: Path) -> dict:
         errors = schema_errors(results)
         if errors:
             raise ReproError("metrics.json would not follow its schema: " + "; ".join(errors[:5]))
-        write_text(out_dir / "metrics.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
+        write_text(staging / "metrics.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
         blocks = build_document(results)
-        write_text(out_dir / "report.md", render_markdown(blocks))
-        write_text(out_dir / "index.html", render_html(blocks, out_dir))
+        write_text(staging / "report.md", render_markdown(blocks))
+        write_text(staging / "index.html", render_html(blocks, staging))
+        _publish(out_dir, staging)
     return results
 
 
-def check_output_folder(out_dir: Path) -> None:
-    """The report must be able to write into out_dir; find out before hours of sampling, not after."""
+def check_output_folder(out_dir: Path, replace: bool = False) -> dict[str, str]:
+    """Refuse an output folder the report must not write (see the module docstring), before hours of
+    sampling rather than after; return the report's files at its top, name → sha256. Creates nothing."""
+    where = f"output folder {out_dir}"
     if out_dir.exists() and not out_dir.is_dir():
-        raise BadInput(f"output folder {out_dir}: exists and is not a folder")
+        raise BadInput(f"{where}: exists and is not a folder")
+    ours, foreign = _contents(out_dir)
+    _refuse_overwriting(where, foreign)
+    if foreign and not replace:
+        raise BadInput(
+            f"{where}: holds {foreign[0][0]}, which repro report did not write; choose another folder, or "
+            "pass --replace to write the report beside it (files the report did not write are left as they "
+            "are)"
+        )
+    above = next(p for p in (out_dir / "cells", out_dir, *out_dir.absolute().parents) if p.exists())
+    if not above.is_dir():
+        raise BadInput(f"{where}: {above} is a file, not a folder")
     try:
-        (out_dir / "cells").mkdir(parents=True, exist_ok=True)
-        write_text(out_dir / "cells" / ".write-check", "")
-        (out_dir / "cells" / ".write-check").unlink()
+        os.rmdir(tempfile.mkdtemp(prefix=".", suffix=".tmp", dir=above))
     except OSError as e:
-        raise BadInput(f"output folder {out_dir}: cannot write there ({e.strerror})") from None
+        raise BadInput(f"{where}: cannot write there ({e.strerror})") from None
+    return ours
+
+
+def _contents(out_dir: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The report's top-level files (name → sha256), and every entry that is not the report's (its path in
+    OUT, and why)."""
+    if not out_dir.is_dir():
+        return {}, []
+    recorded = _read_record(out_dir / RECORD)
+    earlier = not recorded and _is_report_metrics(out_dir / "metrics.json")
+    ours, foreign = {}, []
+    for p in _listing(out_dir):
+        name = p.name
+        if name in (_LOCK, _STAGING) or _TEMPORARY.match(name) or (name == RECORD and p.is_file()):
+            continue
+        if name == "cells" and p.is_dir():
+            foreign += [
+                (f"cells/{q.name}", "which repro report did not write")
+                for q in _listing(p)
+                if q.is_dir() or not (_CELL_FILE.match(q.name) or _TEMPORARY.match(q.name))
+            ]
+        elif name in REPORT_FILES and p.is_file() and (earlier or name in recorded):
+            digest = sha256_of(p)
+            if earlier or digest in recorded[name]:
+                ours[name] = digest
+            else:
+                foreign.append((name, "changed since repro report wrote it"))
+        else:
+            foreign.append((name, "which repro report did not write"))
+    return ours, foreign
+
+
+def _refuse_overwriting(where: str, foreign: list[tuple[str, str]]) -> None:
+    """Refuse the first entry that is not the report's but has a name the report writes, --replace or not."""
+    for name, why in foreign:
+        if name in REPORT_FILES or name in (RECORD, "cells"):
+            raise BadInput(
+                f"{where}: holds {name}, {why}, and a report would overwrite it; move it away or choose "
+                "another folder (even --replace never overwrites a file the report did not write)"
+            )
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as e:
+        raise BadInput(f"output folder {folder}: cannot read it ({e.strerror})") from None
+
+
+def _read_record(path: Path) -> dict[str, set[str]]:
+    """RECORD's sha256s by file name (a name may have two while files move in); {} when missing or
+    unreadable, and a line that is not `<sha256>  <name>` is skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    recorded: dict[str, set[str]] = {}
+    for line in lines:
+        digest, sep, name = line.partition("  ")
+        if sep and re.fullmatch(r"[0-9a-f]{64}", digest):
+            recorded.setdefault(name, set()).add(digest)
+    return recorded
+
+
+def _is_report_metrics(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("schema") == SCHEMA
+
+
+def _publish(out_dir: Path, staging: Path) -> None:
+    """Move the staged files into OUT (see the module docstring). A file that stands in the way now, put
+    there while the report ran, stops it and stays; a rerun then reuses every cell."""
+    ours, foreign = _contents(out_dir)
+    _refuse_overwriting(f"output folder {out_dir}", foreign)
+    new = {p.name: sha256_of(p) for p in _listing(staging)}
+    moving = {name: {ours.get(name), new.get(name)} - {None} for name in {*ours, *new}}
+    _write_record(out_dir, moving)
+    for name in new:
+        os.replace(staging / name, out_dir / name)
+    _write_record(out_dir, {name: {digest} for name, digest in {**ours, **new}.items()})
+    staging.rmdir()
+
+
+def _write_record(out_dir: Path, files: dict[str, set[str]]) -> None:
+    lines = [f"{digest}  {name}\n" for name in sorted(files) for digest in sorted(files[name])]
+    write_text(out_dir / RECORD, "".join(lines))
 
 
 def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, str]:

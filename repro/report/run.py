@@ -9,6 +9,11 @@ keys promise. Rows that run one class per call (Row.batches_classes says which) 
 also checkpoint the sampler, so an interrupted report resumes mid-row. What is measured on each cell is the
 table of repro.report.metrics.
 
+A cell carries the sha256 of its content (its meta record and arrays, as read back); a cell that does not
+match it (edited by hand, or damaged yet still readable), that cannot be read, or that has none (written
+before cells had one) is discarded with a one-line notice and run again: never reused, never fatal. A cell
+of another CELL_VERSION is run again quietly, as a stale format rather than a damaged file.
+
 The work is cut into units (`Unit`: one sampler call, a row's batch of classes), which a `Worker` runs; the
 executors of repro.report.executors decide where units run (this process, or Ray tasks). A unit's numbers
 depend only on the unit, never on where it ran or what ran before it.
@@ -17,6 +22,8 @@ depend only on the unit, never on where it ran or what ran before it.
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,24 +65,43 @@ def cell_path(out_dir: Path, cell: Cell) -> Path:
 
 
 def load_cell(path: Path) -> CellData | None:
-    """A finished cell, or None when it is missing or unreadable (then it is simply run again)."""
+    """A finished cell, or None when it must be run (again): missing, of another CELL_VERSION, or not what
+    was written (see the module docstring)."""
     if not path.exists():
         return None
     try:
         meta, a = npz_record.load(path)
     except BadInput:
-        return None
+        return _discarded(f"the unreadable cell {path}")
     if meta.get("cell_version") != CELL_VERSION:
         return None
+    recorded = meta.pop("sha256", None)
+    if recorded is None:
+        return _discarded(f"the cell {path}: it has no sha256 (an older repro wrote it)")
+    if recorded != _content_sha256(meta, a):
+        return _discarded(f"the cell {path}: its content does not match its sha256")
     return CellData(meta, a["z"], a["images"], a["logp"], a["accepted"])
 
 
+def _discarded(what: str) -> None:
+    print(f"notice: discarded {what}; running it again", file=sys.stderr)
+
+
 def save_cell(path: Path, data: CellData) -> None:
-    npz_record.save(
-        path,
-        {**data.meta, "cell_version": CELL_VERSION},
-        {"z": data.z, "images": data.images, "logp": data.logp, "accepted": data.accepted},
-    )
+    meta = {**data.meta, "cell_version": CELL_VERSION, "version": npz_record.VERSION}
+    arrays = {"z": data.z, "images": data.images, "logp": data.logp, "accepted": data.accepted}
+    npz_record.save(path, {**meta, "sha256": _content_sha256(meta, arrays)}, arrays)
+
+
+def _content_sha256(meta: dict, arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of a cell's meta record and arrays as a reader sees them, not of the file's bytes: the digest
+    travels inside the file it describes."""
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name} {a.dtype.str} {a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
