@@ -526,6 +526,12 @@ def record() -> dict:
             "backend": "ort",
             "device": "cpu",
             "quick": True,
+            "iteration_floor": {
+                "floor": 100,
+                "short_rows": {"mala": 60},
+                "floor_budget": 0.017,
+                "notice": "n",
+            },
         },
         "sampler_variant": "as written",
         "metric_definitions": {

@@ -11,7 +11,7 @@ from functools import cache
 from repro import schemas
 from repro.report.claims import check_claims
 from repro.report.metrics import METRICS
-from repro.report.plan import Plan
+from repro.report.plan import MIN_MCMC_STEPS, Plan
 from repro.report.stats import collect, finite_or_none, stat
 from repro.samplers.methods import METHODS
 
@@ -37,6 +37,22 @@ SAMPLER_VARIANT = (
     "pre-proposal state, in-place state updates; docs/released_samplers.md). MAP and "
     "MAP+clip are DGN-AM's loop on the raw logit with no prior (linear step decay, h/mean|h|, x0.99 decay)."
 )
+
+
+def iteration_floor(plan: Plan) -> dict:
+    """metrics.json's `settings.iteration_floor`: the MCMC rows that ran fewer than MIN_MCMC_STEPS iterations,
+    the budget that would lift them, and the notice the page shows (null when no row is short)."""
+    short, needed = plan.short_rows, plan.floor_budget
+    notice = None
+    if short:
+        listed = ", ".join(f"{key} ({steps})" for key, steps in short.items())
+        notice = (
+            f"These verdicts rest on too few iterations: the MCMC rows {listed} ran fewer than "
+            f"{MIN_MCMC_STEPS} iterations per chain, too few for dual averaging's warm-up and for the chains "
+            f"to leave their starting codes; --budget {needed:g} or more (with these settings) gives every "
+            f"MCMC row at least {MIN_MCMC_STEPS}."
+        )
+    return {"floor": MIN_MCMC_STEPS, "short_rows": dict(short), "floor_budget": needed, "notice": notice}
 
 
 def _row_entry(row, values, class_names: list[str], fitted: dict | None) -> dict:
@@ -112,6 +128,7 @@ def build_results(
             **settings,
             "classes": plan.classes,
             "class_names": [class_names[k] for k in plan.classes],
+            "iteration_floor": iteration_floor(plan),
         },
         "sampler_variant": SAMPLER_VARIANT,
         "metric_definitions": {
