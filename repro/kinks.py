@@ -9,17 +9,22 @@ takes the earlier one where Caffe and float64 take the later; that single flip m
 2.1e-3 of max|grad| over 100 elements (7264 above 1e-4), while Caffe and a float64 reference agree to
 1.3e-5 and ORT without the layout pass agrees with Caffe to 2.2e-5.
 
-`Kinks` finds every such branch in the float64 forward of the converted graph (onnx2torch, torch autograd:
-no repro.grad code), measures each one's effect on the gradient by forcing the other branch, and removes
+`Kinks` finds every such branch in the float64 forward of a graph (onnx2torch, torch autograd: no
+repro.grad code), measures each one's effect on the gradient by forcing the other branch, and removes
 from the mismatch the effects of a few of them (greedily, the one that lowers the worst remaining
-difference most, with either sign: either side may have taken it). What remains must still be within
-GRAD_TOL element-wise, so a conversion or VJP bug, which is not the effect of flipping a few near-ties,
-still fails.
+difference most; with either sign where both compared sides are float32, only on our side where the
+reference is the float64 forward itself, which by definition takes the float64 branch). What remains must
+still be within the caller's tolerance element-wise, so a conversion or VJP bug, which is not the effect of
+flipping a few near-ties, still fails.
+
+One rule for every comparison that meets kinks: the Caffe golden comparison (tools/caffe_oracle/golden.py,
+a Caffe net against Caffe's answers) and the parity gate before sampling (repro.parity, the posterior graph
+against its float64 forward) both call `Kinks.explain` through `repro.parity.kink_allowance`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnx
@@ -45,6 +50,8 @@ MAX_FLIPS = 4  # at most this many flips may be used to explain one gradient's m
 _KINK_TYPES = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.MaxPool2d)
 
 Nudge = tuple[str, int, float]  # (module name, flat index into the module's input, value added there)
+# blob → (float64 module computing it, the inputs it takes in order, which of its outputs is the blob)
+ModuleOf = Callable[[str], tuple[torch.nn.Module, list[str], int]]
 
 
 def _pair(v) -> tuple[int, int]:
@@ -69,29 +76,53 @@ def _windows(pool: torch.nn.MaxPool2d, x: torch.Tensor) -> tuple[torch.Tensor, t
     return unfold(x, -np.inf), unfold(index, -1).long()
 
 
+def _float64(model: onnx.ModelProto) -> torch.nn.Module:
+    module = to_torch_module(model).to(torch.float64)
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
 class Kinks:
-    """Float64 reference gradients of one net at one input, with any set of kinks forced the other way."""
+    """Float64 reference gradients of one graph at one input, with any set of kinks forced the other way.
 
-    def __init__(self, net: Net, inputs: dict[str, np.ndarray], band: float = KINK_BAND):
-        self.net, self.band = net, band
+    `module_of(blob)` gives the float64 module that computes a blob (see `of_net`, `of_module`); each is
+    asked for once."""
+
+    def __init__(self, module_of: ModuleOf, inputs: dict[str, np.ndarray], band: float = KINK_BAND):
+        self.band = band
         self.inputs = {k: np.asarray(v, np.float64) for k, v in inputs.items()}
-        self._modules: dict[str, tuple[torch.nn.Module, list[str]]] = {}
+        self._module_of = module_of
+        self._modules: dict[str, tuple[torch.nn.Module, list[str], int]] = {}
 
-    def _module(self, blob: str) -> tuple[torch.nn.Module, list[str]]:
-        """The float64 module of the layers `blob` depends on (others' kinks cannot move its gradient),
-        and the net inputs it takes, in order."""
+    @classmethod
+    def of_net(cls, net: Net, inputs: dict[str, np.ndarray], band: float = KINK_BAND) -> Kinks:
+        """A Caffe net's blobs, each through the layers it depends on alone (others' kinks cannot move its
+        gradient)."""
+
+        def module_of(blob: str) -> tuple[torch.nn.Module, list[str], int]:
+            model = to_onnx(net, outputs=[blob])
+            model = onnx.utils.Extractor(model).extract_model(list(net.inputs), [blob])
+            return _float64(model), [i.name for i in model.graph.input], 0
+
+        return cls(module_of, inputs, band)
+
+    @classmethod
+    def of_module(
+        cls, module: torch.nn.Module, takes: list[str], outputs: list[str], inputs: dict[str, np.ndarray]
+    ) -> Kinks:
+        """An already converted float64 module (e.g. a float64 backend's posterior) with the inputs it
+        `takes` and the names of its `outputs`, in order: no second copy of its weights."""
+        return cls(lambda blob: (module, takes, outputs.index(blob)), inputs)
+
+    def _module(self, blob: str) -> tuple[torch.nn.Module, list[str], int]:
         if blob not in self._modules:
-            model = to_onnx(self.net, outputs=[blob])
-            model = onnx.utils.Extractor(model).extract_model(list(self.net.inputs), [blob])
-            module = to_torch_module(model).to(torch.float64)
-            for p in module.parameters():
-                p.requires_grad_(False)
-            self._modules[blob] = module, [i.name for i in model.graph.input]
+            self._modules[blob] = self._module_of(blob)
         return self._modules[blob]
 
     def gradient(self, blob: str, unit: int | None, wrt: str, nudges: Sequence[Nudge] = ()) -> np.ndarray:
         """d(Σ_batch blob.flat[unit]) / d wrt (unit None: Σ blob) in float64, after adding each nudge."""
-        module, takes = self._module(blob)
+        module, takes, which = self._module(blob)
         if wrt not in takes:
             return np.zeros_like(self.inputs[wrt])
         named = dict(module.named_modules())
@@ -112,7 +143,7 @@ class Kinks:
         try:
             feeds = {k: torch.tensor(v, requires_grad=k == wrt) for k, v in self.inputs.items()}
             out = module(*[feeds[k] for k in takes])
-            out = out[0] if isinstance(out, (list, tuple)) else out
+            out = out[which] if isinstance(out, (list, tuple)) else out
             picked = out.sum() if unit is None else out.reshape(out.shape[0], -1)[:, unit].sum()
             (grad,) = torch.autograd.grad(picked, feeds[wrt])
         finally:
@@ -123,7 +154,7 @@ class Kinks:
     def candidates(self, blob: str) -> list[Nudge]:
         """One nudge per branch within rounding: a ReLU input mirrored across 0, a max-pool runner-up lifted
         just above its window's maximum (changing the forward by at most ~band·max|input| either way)."""
-        module, takes = self._module(blob)
+        module, takes, _ = self._module(blob)
         seen: dict[str, torch.Tensor] = {}
         handles = [
             m.register_forward_pre_hook(lambda _, args, n=n: seen.__setitem__(n, args[0].detach().clone()))
@@ -168,10 +199,18 @@ class Kinks:
         return sorted(found)
 
     def explain(
-        self, blob: str, unit: int | None, wrt: str, ours: np.ndarray, theirs: np.ndarray, enough: float
+        self,
+        blob: str,
+        unit: int | None,
+        wrt: str,
+        ours: np.ndarray,
+        theirs: np.ndarray,
+        enough: float,
+        exact_theirs: bool = False,
     ) -> dict:
         """How far `ours − theirs` stays from the effect of flipping a few kinks within rounding; the search
-        stops once the remaining difference is at most `enough` (relative, like "error").
+        stops once the remaining difference is at most `enough` (relative, like "error"). `exact_theirs`:
+        `theirs` is this float64 forward's own gradient, so only our side may have taken another branch.
 
         Returns {"error": max remaining |difference| / max|theirs|, "flips": the kinks used, as
         "module@index (ours|theirs)" (which side took the other branch), "kinks": how many were found,
@@ -198,7 +237,7 @@ class Kinks:
                 (np.abs(remaining - sign * effects[i]).max(), i, sign)
                 for i in range(len(found))
                 if i not in signs
-                for sign in (1, -1)
+                for sign in ((1,) if exact_theirs else (1, -1))
             ]
             best, i, sign = min(options, default=(worst, -1, 0))
             if best >= worst:

@@ -39,7 +39,7 @@ def test_matches_caffe(case: golden.Case) -> None:
 
     inputs = golden.seeded_inputs(net, case.seed, case.input_scale)
     ours = golden.repro_side(net, inputs, case.blobs, case.grad_specs)
-    checks = golden.compare(case.name, ours, expected, case.grad_noise, golden.Kinks(net, inputs))
+    checks = golden.compare(case.name, ours, expected, case.grad_noise, golden.Kinks.of_net(net, inputs))
 
     assert len(checks) == len(case.blobs) + len(case.grad_specs) * len(net.inputs)
     failed = [c for c in checks if not c.passed]
@@ -72,7 +72,7 @@ def test_kink_flips_pass_and_bugs_still_fail() -> None:
     inputs = golden.seeded_inputs(net, case.seed, case.input_scale)
     inputs["data"][0, 0, 0, 0] = 4.0  # the largest input, first in max_ceil's window (0, 0) ...
     inputs["data"][0, 0, 1, 1] = 4.0 - 1e-5  # ... and the runner-up there
-    kinks = golden.Kinks(net, inputs)
+    kinks = golden.Kinks.of_net(net, inputs)
     spec = ("max_ceil", None)
     (tie,) = [k for k in kinks.candidates("max_ceil") if k[1] == 9]  # data[0, 0, 1, 1], flat
     first = kinks.gradient(*spec, "data")

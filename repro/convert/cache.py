@@ -23,6 +23,10 @@ from repro.atomic import write_text
 from repro.errors import BadInput
 
 CACHE_VERSION = "1"
+# The form of a cached conversion, in its entry's name: "b" entries declare the batch axis symbolic, so every
+# session over a user's net runs at the batch repro feeds it, whatever batch the prototxt declares (BVLC's
+# deploy nets say 10). Entries of another form are simply not found, never loaded.
+ENTRY_FORM = "b"
 
 
 @dataclass(frozen=True)
@@ -73,13 +77,14 @@ def load_caffe_net(files: NetFiles, weights: bool = True):
 
 
 def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
-    """Caffe → ONNX for one role, cached by the content hash of its input files (real files only)."""
+    """Caffe → ONNX for one role, its batch axis symbolic, cached by the content hash of its input files
+    (real files only)."""
     from repro.convert.model import to_onnx
     from repro.convert.save import save_onnx
 
     cached = None
     if use_cache and files.prototxt is not None:
-        cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.onnx"
+        cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.{ENTRY_FORM}.onnx"
         # Without its sidecar an entry is still being written (another process converting the same files
         # writes the entry, then the sidecar): convert too, quietly, rather than call it damaged.
         if cached.exists() and _sidecar(cached).exists():
@@ -90,7 +95,7 @@ def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
                 f"notice: discarded the unreadable cached conversion {cached}; converting again",
                 file=sys.stderr,
             )
-    model = to_onnx(load_caffe_net(files))
+    model = to_onnx(load_caffe_net(files), dynamic_batch=True)
     if cached is not None:
         try:
             save_onnx(model, cached)

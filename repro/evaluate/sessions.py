@@ -8,14 +8,14 @@ from repro.convert.cache import NetFiles, convert_net, load_caffe_net
 
 
 def caffe_session(files: NetFiles, outputs: list[str]):
-    """An ORT session over the converted net, exposing the named blobs as outputs."""
+    """An ORT session over the converted net, exposing the named blobs as outputs, at any batch."""
     from repro.convert import to_onnx
     from repro.runtime.ort import make_session
 
     model = convert_net(files)
     missing = [b for b in outputs if b not in {o.name for o in model.graph.output}]
     if missing:
-        model = to_onnx(load_caffe_net(files), outputs=outputs)
+        model = to_onnx(load_caffe_net(files), outputs=outputs, dynamic_batch=True)
     return make_session(model)
 
 

@@ -55,14 +55,17 @@ class TorchBackend:
         self.classes = classes
         self.device = resolve_device(device)
         self.dtype = dtype
+        if dtype != torch.float32:  # the parity checks' float64 reference names itself
+            self.label = f"{self.label} {str(dtype).removeprefix('torch.')}"
         self.module = to_torch_module(posterior).to(self.device, dtype)
         for p in self.module.parameters():
             p.requires_grad_(False)
         inputs = {i.name: i for i in posterior.graph.input}
         self.code_size = inputs["z"].type.tensor_type.shape.dim[1].dim_value
         self.n_classes = inputs["class_onehot"].type.tensor_type.shape.dim[1].dim_value
-        out_names = [o.name for o in posterior.graph.output]
-        self._index = {name: i for i, name in enumerate(out_names)}
+        self.takes = list(inputs)  # the module's arguments, in order
+        self.outputs = [o.name for o in posterior.graph.output]  # what it returns, in order
+        self._index = {name: i for i, name in enumerate(self.outputs)}
 
     def _run(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
         oh = torch.from_numpy(onehot(self.classes, z.shape[0], self.n_classes)).to(self.device, self.dtype)

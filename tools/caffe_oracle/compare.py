@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Caffe's own gradient under a {golden.NOISE:g} relative input change: max {noise['max']:.2e}, "
         f"rel. L2 {noise['l2']:.2e}"
     )
-    checks = golden.compare("", ours, answer, noise, golden.Kinks(net, inputs))
+    checks = golden.compare("", ours, answer, noise, golden.Kinks.of_net(net, inputs))
     print(golden.format_table(checks))
     failed = sum(not c.passed for c in checks)
     print(f"{len(checks) - failed}/{len(checks)} within tolerance")

@@ -22,9 +22,9 @@ from repro.caffe import architectures
 from repro.caffe.net import Net
 from repro.convert import to_onnx
 from repro.grad import value_and_grad_model
-from repro.parity import Check, rel_max
+from repro.kinks import Kinks
+from repro.parity import Check, kink_allowance, rel_max
 from repro.runtime.ort import make_session
-from tools.caffe_oracle.kinks import MAX_FLIPS, Kinks
 from tools.caffe_oracle.runner import GradSpec
 
 OUTPUT_TOL = 1e-4  # max|repro − Caffe| / max|Caffe|, every stored blob (float32, different summation order)
@@ -187,7 +187,7 @@ def compare(
     Gradients use the element-wise bound GRAD_TOL unless `grad_noise` shows Caffe's own gradient is not
     reproducible to that bound (see NOISE); then relative L2 against NOISE_FACTOR times Caffe's own. With
     `kinks` (the net and input both sides ran), a gradient over GRAD_TOL is measured again after removing
-    the effect of at most MAX_FLIPS kinks within float32 rounding (see kinks.py).
+    the effect of at most MAX_FLIPS kinks within float32 rounding (see repro/kinks.py).
     """
     label = f"{label} " if label else ""
     checks = []
@@ -213,21 +213,8 @@ def _kink_check(
     error = _error(got, ref)
     if kinks is None or not np.isfinite(error) or error <= GRAD_TOL:
         return Check(what, error, GRAD_TOL)
-    found = kinks.explain(*grad, got, ref, enough=GRAD_TOL)
-    if not found["searched"]:
-        return Check(f"{what} ({found['kinks']} kinks within rounding: too many to search)", error, GRAD_TOL)
-    if not found["flips"]:
-        return Check(
-            f"{what} (no flip of {found['kinks']} kinks within rounding explains it)", error, GRAD_TOL
-        )
-    if found["error"] > GRAD_TOL:
-        what += f" (element-wise {error:.1e}; the best of flipping up to {MAX_FLIPS} of {found['kinks']}"
-        return Check(f"{what} kinks within rounding leaves this)", found["error"], GRAD_TOL)
-    flips = ", ".join(found["flips"])
-    what += (
-        f" (element-wise {error:.1e}; left after flipping {flips}, of {found['kinks']} kinks within rounding)"
-    )
-    return Check(what, found["error"], GRAD_TOL)
+    error, note, flips = kink_allowance(got, ref, GRAD_TOL, kinks, grad)
+    return Check(f"{what} ({note})", error, GRAD_TOL, flips=flips)
 
 
 def format_table(checks: list[Check]) -> str:

@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             net = golden.build_net(text, source, case)
             inputs = golden.seeded_inputs(net, case.seed, case.input_scale)
             ours = golden.repro_side(net, inputs, case.blobs, case.grad_specs)
-            checks += golden.compare(spec.name, ours, answer, case.grad_noise, golden.Kinks(net, inputs))
+            checks += golden.compare(
+                spec.name, ours, answer, case.grad_noise, golden.Kinks.of_net(net, inputs)
+            )
     order = [s.name for s in SPECS]
     ordered = sorted(cases.values(), key=lambda c: order.index(c.name) if c.name in order else len(order))
     write_text(manifest, json.dumps({"format": 1, "cases": [asdict(c) for c in ordered]}, indent=1) + "\n")
