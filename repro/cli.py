@@ -464,6 +464,9 @@ def report(
     results = make_report(opts, Path(out_dir), replace)
     verdicts = ", ".join(f"{c['number']}: {c['verdict']}" for c in results["claims"])
     click.echo(f"claims {verdicts}")
+    notice = results["settings"]["iteration_floor"]["notice"]
+    if notice:
+        click.echo(f"notice: {notice}", err=True)
     click.echo(f"report written in {results['wall_seconds']:.0f} s → {Path(out_dir) / 'index.html'}")
 
 
