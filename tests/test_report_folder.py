@@ -240,12 +240,12 @@ def test_a_cell_that_is_not_what_was_written_is_run_again(
     damage(cell)
     capsys.readouterr()
     assert main(report(tiny, out)) == 0
-    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("notice:")]
+    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("notice: discarded")]
     assert notices == [f"notice: discarded {notice.format(cell=cell)}; running it again"]
     assert cell_counts(out) == {"total": N_CELLS, "run": 1, "reused": N_CELLS - 1}  # one class per call
     assert numbers(out) == numbers(fresh)
     assert main(report(tiny, out)) == 0
-    assert "notice:" not in capsys.readouterr().err  # the cell run again is whole
+    assert "notice: discarded" not in capsys.readouterr().err  # the cell run again is whole
 
 
 def test_cells_from_before_their_sha256_are_run_again(tiny, tmp_path, cache, capsys, fresh):
@@ -257,7 +257,7 @@ def test_cells_from_before_their_sha256_are_run_again(tiny, tmp_path, cache, cap
         _rewrite(cell, lambda meta, arrays: meta.pop("sha256"))
     capsys.readouterr()
     assert main(report(tiny, out)) == 0
-    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("notice:")]
+    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("notice: discarded")]
     assert len(notices) == N_CELLS
     assert all("it has no sha256 (an older repro wrote it); running it again" in n for n in notices)
     assert cell_counts(out) == {"total": N_CELLS, "run": N_CELLS, "reused": 0}
