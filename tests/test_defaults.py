@@ -1,0 +1,47 @@
+"""The commands as a user first types them: nothing but what the command requires, on the embedded set.
+
+Every other test sets chains, steps or budgets small; the defaults (4 chains, the published step counts,
+the quick report's 3 classes × 3 chains) went untested, and the parity gate failed at 4 chains unseen.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from repro.cli import main
+from repro.modelsets import REPO_MODELS
+from repro.samplers import METHODS
+
+pytestmark = pytest.mark.skipif(
+    not (REPO_MODELS / "embedded" / "manifest.json").exists(), reason="the embedded model set is not built"
+)
+
+
+@pytest.mark.parametrize("method", ["map-clip", "mala"])
+def test_sample_at_its_defaults(tmp_path, method, capsys):
+    out = tmp_path / "out"
+    assert main(["sample", "--class", "0", "--method", method, "-o", str(out)]) == 0, capsys.readouterr().err
+    record = json.loads((out / "run.json").read_text())
+    assert record["models"] == "embedded" and record["chains"] == 4
+    assert record["steps"] == METHODS[method].published_steps
+    assert all(c["passed"] for c in record["parity"] if c["gates"])
+    assert len(list(out.glob("chain_*.png"))) == 4
+
+
+def test_parity_at_its_defaults(capsys):
+    assert main(["parity"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 7 and "FAIL" not in out
+
+
+@pytest.mark.slow
+def test_the_quick_report_of_the_readme(tmp_path, capsys):
+    """The README's first command: `repro report --quick -o report`."""
+    out = tmp_path / "report"
+    assert main(["report", "--quick", "-o", str(out)]) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["quick"] is True and len(metrics["settings"]["classes"]) == 3
+    assert all(t["ours"]["n"] > 0 for t in metrics["table2"])
+    assert (out / "index.html").exists()
