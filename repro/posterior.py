@@ -57,6 +57,9 @@ class PosteriorSpec:
     crop_offset: int  # top-left offset of the centre crop (14 for 256→227, 16 for 256→224)
     objective: str = "log_softmax"  # "logit" (DGN-AM's a_k) or "log_softmax" (the paper's log p(k|x))
     prior: Prior = 1.0  # on z: σ of N(0, σ²I), a fitted GaussianPrior, or None (no prior term)
+    # β: the objective times β, i.e. the likelihood raised to β (classifier guidance; 1 is the paper). Beyond
+    # the paper: its exact posterior holds no class-specific images, and β > 1 sharpens it towards the class.
+    guidance: float = 1.0
 
 
 def _value_shape(model: onnx.ModelProto, name: str) -> list[int | str]:
@@ -100,6 +103,8 @@ def build_posterior(
             raise BadInput(f"prior ({prior.source}): every std must be finite and > 0, and every mean finite")
     elif prior is not None and not prior > 0:
         raise BadInput(f"prior sigma must be positive, got {prior}")
+    if not (np.isfinite(spec.guidance) and spec.guidance > 0):
+        raise BadInput(f"guidance: expected a finite β > 0, got {spec.guidance}")
     gen_in = _value_shape(generator, spec.gen_input)
     gen_out = _value_shape(generator, spec.gen_output)
     cls_out = _value_shape(classifier, spec.cls_logits)
@@ -144,11 +149,18 @@ def build_posterior(
         )
         scores = "log_probs"
     nodes.append(helper.make_node("Mul", [scores, "class_onehot"], ["class_scores"], name="posterior/select"))
+    # β = 1 is the paper's graph, node for node
+    selected = "objective" if spec.guidance == 1.0 else "likelihood"
     nodes.append(
         helper.make_node(
-            "ReduceSum", ["class_scores", "axis1"], ["objective"], keepdims=0, name="posterior/objective"
+            "ReduceSum", ["class_scores", "axis1"], [selected], keepdims=0, name="posterior/objective"
         )
     )
+    if spec.guidance != 1.0:
+        const.append(numpy_helper.from_array(np.array(spec.guidance, np.float32), "guidance"))
+        nodes.append(
+            helper.make_node("Mul", [selected, "guidance"], ["objective"], name="posterior/guidance")
+        )
     if prior is None:
         nodes.append(helper.make_node("Identity", ["objective"], ["logp"], name="posterior/logp"))
     else:
@@ -226,7 +238,7 @@ class PosteriorParts(Protocol):
 
 
 def posterior_model(
-    parts: PosteriorParts, objective: str = "log_softmax", prior: Prior = 1.0
+    parts: PosteriorParts, objective: str = "log_softmax", prior: Prior = 1.0, guidance: float = 1.0
 ) -> onnx.ModelProto:
     """The forward posterior graph of a model set's generator and classifier, converted (and cached)."""
     spec = PosteriorSpec(
@@ -238,5 +250,6 @@ def posterior_model(
         crop_offset=parts.crop_offset,
         objective=objective,
         prior=prior,
+        guidance=guidance,
     )
     return build_posterior(convert_net(parts.generator), convert_net(parts.classifier), spec)
