@@ -66,18 +66,22 @@ def test_report_on_the_paper_size_nets_fills_table2_and_every_metric(folder, tmp
     assert (out / "index.html").stat().st_size > 0 and (out / "figure2.png").exists()
 
 
-@pytest.mark.parametrize("method", ["map-clip", "mala"])
-def test_sample_passes_the_parity_gate_on_the_paper_size_nets(folder, tmp_path, method, capsys):
-    """At the default 4 chains; the steps are cut to keep CI short (the gate runs on the start codes)."""
+@pytest.mark.parametrize(("method", "backend"), [("map-clip", "ort"), ("mala", "ort"), ("map", "torch")])
+def test_sample_passes_the_parity_gate_on_the_paper_size_nets(folder, tmp_path, method, backend, capsys):
+    """At the default 4 chains; the steps are cut to keep CI short (the gate runs on the start codes). On the
+    logit objective torch float32's chain 0 takes one generator LeakyReLU the other way (1.3e-3 before the
+    kink allowance): the torch backend passes by the allowance, and says so."""
     out = tmp_path / method
     argv = ["sample", "--models", f"dgn-caffenet={folder}", "--class", str(fullsize.CLASS)]
-    assert main([*argv, "--method", method, "--steps", "3", "-o", str(out)]) == 0, capsys.readouterr().err
+    argv += ["--method", method, "--backend", backend, "--steps", "3", "-o", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
     record = json.loads((out / "run.json").read_text())
     assert record["chains"] == 4
+    side = {"ort": "ORT-VJP", "torch": "torch autograd"}[backend]
     gating = [c for c in record["parity"] if c["gates"]]
     assert [c["name"].split(" (")[0] for c in gating] == [
-        "forward logp: ORT-VJP vs torch autograd float64",
-        "gradient: ORT-VJP vs torch autograd float64",
+        f"forward logp: {side} vs torch autograd float64",
+        f"gradient: {side} vs torch autograd float64",
     ]
     assert gating[0]["passed"] and gating[0]["error"] <= FORWARD_TOL
     assert gating[1]["passed"] and gating[1]["error"] <= GRAD_TOL
