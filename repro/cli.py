@@ -315,8 +315,9 @@ def sample(
     **scorers,
 ) -> None:
     """Sample (or optimise) codes for one class; write one PNG per chain, a grid, samples.npz and run.json
-    (with the judge's scores of the images when the set has a judge). The sampler checkpoints beside -o;
-    the same command again continues an interrupted run. The files replace -o together, as one unit."""
+    (with the judge's and the evaluator's scores of the images, where the set has them or --judge and
+    --evaluator name them). The sampler checkpoints beside -o; the same command again continues an
+    interrupted run. The files replace -o together, as one unit."""
     from pathlib import Path
 
     from repro.sample_job import SampleJob, run_job

@@ -7,7 +7,9 @@ the files they expect; repro never downloads them.
 
 A manifest is checked against repro/schemas/manifest.schema.json before anything in it is used, then every
 file it names must exist and match the SHA-256 it records (files are hashed once per process), so a bad or
-changed set stops with one line naming the manifest, the field and what was expected.
+changed set stops with one line naming the manifest, the field and what was expected. The classifier's
+logits and the evaluator's blobs must fit the set too (check_classifier, check_evaluator: one score per
+class, an image input, one feature vector per image), read from the prototxts' shapes before any model runs.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from repro import schemas
-from repro.convert.cache import NetFiles, hash_files
+from repro.caffe import Net
+from repro.convert.cache import NetFiles, hash_files, load_caffe_net
 from repro.dcgan import DcganFiles
 from repro.errors import BadInput
 from repro.samplers.methods import Method
@@ -155,10 +161,8 @@ def evaluator_files(
                 "--evaluator-blobs LOGITS,FEATURES"
             )
         blobs = (products[-1].tops[0], products[-1].bottoms[0])
-    known = {t for layer in net.layers for t in layer.tops}
-    for blob in blobs:
-        if blob not in known:
-            raise BadInput(f"evaluator {prototxt}: no blob named {blob!r}")
+    if not net.inputs:
+        raise BadInput(f"evaluator {prototxt}: the net declares no input blob for the images")
     return NetFiles(
         Path(prototxt), Path(caffemodel), {"input": net.inputs[0], "logits": blobs[0], "features": blobs[1]}
     )
@@ -187,7 +191,11 @@ def with_scorers(
         new["judge"] = DcganFiles(base.index, preprocess or base.preprocess, file_format or base.file_format)
     if evaluator is not None:
         new["evaluator"] = evaluator
-    return dataclasses.replace(ms, **new)
+    ms = dataclasses.replace(ms, **new)
+    if evaluator is not None:
+        hint = "; name the class scores and the features with --evaluator-blobs LOGITS,FEATURES"
+        check_evaluator(ms, lambda role: f"evaluator {evaluator.prototxt}: {role} blob", hint)
+    return ms
 
 
 @cache
@@ -293,7 +301,7 @@ def from_manifest(root: Path) -> ModelSet:
         opt["judge"] = _judge_files(root, m["judge"])
     if m.get("evaluator"):
         opt["evaluator"] = _net_files(root, m["evaluator"])
-    return ModelSet(
+    ms = ModelSet(
         name=m.get("name", root.name),
         root=root,
         generator=_net_files(root, m["generator"]),
@@ -309,6 +317,10 @@ def from_manifest(root: Path) -> ModelSet:
         manifest=m,
         **opt,
     )
+    check_classifier(ms, lambda role: f"{path}: classifier.{role}")
+    if ms.evaluator is not None:
+        check_evaluator(ms, lambda role: f"{path}: evaluator.{role}")
+    return ms
 
 
 def _from_known(name: str, root: Path) -> ModelSet:
@@ -319,7 +331,7 @@ def _from_known(name: str, root: Path) -> ModelSet:
     gp, gm, gb = k["generator"]
     cp, cm, cb = k["classifier"]
     bounds = root / "fc6.txt"
-    return ModelSet(
+    ms = ModelSet(
         name=name,
         root=root,
         generator=NetFiles(root / gp, root / gm, gb),
@@ -330,6 +342,85 @@ def _from_known(name: str, root: Path) -> ModelSet:
         map_lr=k["map_lr"],
         clip_bounds=bounds if bounds.exists() else None,
     )
+    check_classifier(ms, lambda role: f"model set {name}: {cp}'s {role} blob")
+    return ms
+
+
+# ---- blobs that fit the set, checked where a set is made (from_manifest, _from_known, with_scorers): from
+# Caffe's own shape inference over the prototxt alone, before any weights are read or any model runs. A
+# message names the blob by `where(role)` (the manifest field, or the command-line option) and ends in `hint`.
+
+Where = Callable[[str], str]
+
+
+def layout(files: NetFiles) -> Net:
+    """The Caffe net without its weights: its inputs and every blob's shape (`Net.shapes`, batch first), as
+    Caffe infers them from the prototxt alone."""
+    return load_caffe_net(files, weights=False)
+
+
+def code_size(ms: ModelSet) -> int:
+    """Units of the code z: the generator's input blob, per image."""
+    return int(np.prod(layout(ms.generator).shapes[ms.generator.blobs["input"]][1:]))
+
+
+def _shape(net: Net, files: NetFiles, role: str, where: Where) -> tuple[int, ...]:
+    blob = files.blobs[role]
+    if blob not in net.shapes:
+        raise BadInput(f'{where(role)} "{blob}": {files.prototxt or files.arch} has no blob of that name')
+    return net.shapes[blob]
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _check_logits(ms: ModelSet, files: NetFiles, net: Net, where: Where, hint: str) -> None:
+    """The logits blob holds one score per class of the set for each image."""
+    shape = _shape(net, files, "logits", where)
+    width, n = int(np.prod(shape[1:])), len(ms.class_names)
+    if width != n:
+        raise BadInput(
+            f'{where("logits")} "{files.blobs["logits"]}" has {width} values per image (shape '
+            f"{_shown(shape)}), but model set {ms.name} has {n} classes: the logits must be the class "
+            f"scores, one per class{hint}"
+        )
+
+
+def check_classifier(ms: ModelSet, where: Where, hint: str = "") -> None:
+    """The classifier's logits are the set's class scores: not a hidden layer, nor another label set."""
+    _check_logits(ms, ms.classifier, layout(ms.classifier), where, hint)
+
+
+def check_evaluator(ms: ModelSet, where: Where, hint: str = "") -> None:
+    """The evaluator fits the set: its input an input of the net holding square colour images [N, 3, S, S]
+    no larger than the generator's (the images are centre-cropped to S); its logits one score per class of
+    the set; its features one vector per image (the input's batch first, as the metrics flatten them)."""
+    files = ms.evaluator
+    net = layout(files)
+    blob = files.blobs["input"]
+    image = _shape(net, files, "input", where)
+    if blob not in net.inputs:
+        inputs = ", ".join(net.inputs) or "none"
+        raise BadInput(f'{where("input")} "{blob}" is not an input of the net; its inputs: {inputs}')
+    if len(image) != 4 or image[1] != 3 or image[2] != image[3]:
+        raise BadInput(
+            f'{where("input")} "{blob}" has shape {_shown(image)}; expected square colour images '
+            "[N, 3, S, S]: the evaluator scores the generator's images (is this the evaluator's prototxt?)"
+        )
+    drawn = layout(ms.generator).shapes.get(ms.generator.blobs["output"])
+    if drawn is not None and len(drawn) == 4 and image[2] > min(drawn[2:]):
+        raise BadInput(
+            f'{where("input")} "{blob}" takes {image[2]}×{image[3]} images, larger than the '
+            f"{drawn[2]}×{drawn[3]} images model set {ms.name}'s generator draws"
+        )
+    _check_logits(ms, files, net, where, hint)
+    features = _shape(net, files, "features", where)
+    if len(features) < 2 or features[0] != image[0]:
+        raise BadInput(
+            f'{where("features")} "{files.blobs["features"]}" has shape {_shown(features)}; expected one '
+            f"feature vector per image, [{image[0]}, ...] as the input's batch{hint}"
+        )
 
 
 def default_name() -> str:

@@ -19,15 +19,17 @@ While it runs, a job holds `.OUT.sample-lock` beside OUT (an flock, gone with th
 job into the same OUT is refused (exit 2) rather than sharing its checkpoint and staging folders.
 
 The settings are everything that decides the output files but the timings: the model set (its name and a
-hash of its fields and of the content of every file it names, but for the evaluator, which sampling does not
-use, and the clip bounds), class, method, chains, steps, seed, start step, sampler options (the clip bounds
-by content, for the methods that clip), backend and device; run.json records them under "settings".
+hash of its fields and of the content of every file it names, the judge and the evaluator included, whose
+scores of the images run.json records, but for the clip bounds), class, method, chains, steps, seed, start
+step, sampler options (the clip bounds by content, for the methods that clip), backend and device; run.json
+records them under "settings".
 
-Before any model is converted, OUT is checked: it must not be a file, its parent must be writable, and a
-folder holding another run (a run.json whose settings differ, or none) is refused unless --replace. A
-folder holding a file `repro sample` does not write is never replaced, even with --replace. A rerun with
-the same settings is the same run: it samples again (resuming from a checkpoint when a killed attempt left
-one) and replaces OUT with the identical result.
+The clip bounds are read first, then OUT is checked, both before any model is converted, and the judge and
+evaluator are loaded before the posterior is built: a bad input stops the job before any sampling. OUT must
+not be a file, its parent must be writable, and a folder holding another run (a run.json whose settings
+differ, or none) is refused unless --replace. A folder holding a file `repro sample` does not write is never
+replaced, even with --replace. A rerun with the same settings is the same run: it samples again (resuming
+from a checkpoint when a killed attempt left one) and replaces OUT with the identical result.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ from repro.atomic import atomic_path, exclusive, write_text
 from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.diagnostics import summarize
-from repro.evaluate.judges import make_judge
+from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
 from repro.images import grid, save_png, to_display
-from repro.modelsets import ModelSet, sha256_of
+from repro.modelsets import ModelSet, code_size, sha256_of
 from repro.parity import sampling_gate
 from repro.posterior import posterior_model
 from repro.runtime import make_backend
@@ -100,11 +102,14 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
             raise BadInput(
                 f"method {job.method} needs clip bounds: model set {ms.name} has none; pass --clip-bounds"
             )
-        options["clip"] = (0.0, Path(bounds_file))  # loaded once the code size is known
+        options["clip"] = (0.0, Path(bounds_file))  # in the settings by content; read below
     if job.adapt:
         options["adapt"] = job.adapt
     options.update(job.options)
     settings = job_settings(job, steps, step_size, options)
+    clip = options.get("clip")
+    if isinstance(clip, tuple) and isinstance(clip[1], Path):  # read now: a bad file stops the job first
+        options["clip"] = (clip[0], samplers.load_bounds(clip[1], code_size(ms)))
     out = Output.locate(out_dir)  # before any model is converted
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
@@ -116,11 +121,10 @@ def _sample_into(
 ) -> dict:
     m = method(job.method)
     ms = job.models
-    judge = None if ms.judge is None else make_judge(ms.judge)  # a bad judge file stops us before sampling
+    scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
     model = posterior_model(ms, m.objective, m.prior_sigma)
     backend = make_backend(job.backend, model, job.class_index, job.device)
-    code_size = backend.code_size
-    z0 = initial_codes(job.seed, job.chains, code_size)
+    z0 = initial_codes(job.seed, job.chains, backend.code_size)
 
     timings: dict[str, float] = {}
     parity = []
@@ -142,10 +146,6 @@ def _sample_into(
         for c in checks:
             if c.gates and c.flips:
                 print(f"notice: parity gate passed with the kink allowance: {c.name}", file=sys.stderr)
-
-    clip = options.get("clip")
-    if isinstance(clip, tuple) and isinstance(clip[1], Path):
-        options["clip"] = (clip[0], samplers.load_bounds(clip[1], code_size))
 
     out.start(settings)
     t0 = time.perf_counter()
@@ -200,8 +200,9 @@ def _sample_into(
         "final_logp": result.logp[-1].tolist(),
         "diagnostics": summarize(result),
         "judge": None
-        if judge is None
-        else {**judge.describe(), "log_p_real": judge.log_p_real(images).tolist()},
+        if scorers.judge is None
+        else {**scorers.judge.describe(), "log_p_real": scorers.judge.log_p_real(images).tolist()},
+        "evaluator": _evaluator_scores(scorers, images, job.class_index),
         "timings": {**timings, "seconds": result.seconds},
         "versions": versions(),
     }
@@ -210,12 +211,27 @@ def _sample_into(
     return record
 
 
+def _evaluator_scores(scorers: ImageMetrics, images: np.ndarray, class_index: int) -> dict | None:
+    """The independent evaluator on the images as saved, as the report scores them: its top-1 class per
+    chain, the fraction that is the sampled class, and its softmax probability of that class per chain."""
+    if not scorers.has["evaluator"]:
+        return None
+    logits = scorers.evaluator_outputs(as_saved(images))[0]
+    predicted = np.argmax(logits, axis=1)
+    return {
+        **scorers.describe()["evaluator"],
+        "prediction": predicted.tolist(),
+        "accuracy": float(np.mean(predicted == class_index)),
+        "p_class": softmax(logits)[:, class_index].tolist(),
+    }
+
+
 # ---- the job's identity ----------------------------------------------------------------------------------
 
 # Not part of a model set's identity: where it came from (root, manifest: their content is in the other
-# fields), what `repro sample` never uses (evaluator, real images), and its clip bounds, which count (by
-# content) in the options of the clipped methods that use them.
-_NOT_IDENTITY = ("root", "manifest", "evaluator", "clip_bounds", "real_images")
+# fields), what `repro sample` never uses (real images), and its clip bounds, which count (by content) in
+# the options of the clipped methods that use them.
+_NOT_IDENTITY = ("root", "manifest", "clip_bounds", "real_images")
 
 
 def job_settings(job: SampleJob, steps: int, step_size: float, options: dict) -> dict:

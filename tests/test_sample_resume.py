@@ -127,7 +127,7 @@ def no_models_converted(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("a model was converted before the output folder was checked")
 
-    for name in ("make_judge", "posterior_model", "make_backend"):
+    for name in ("ImageMetrics", "posterior_model", "make_backend"):
         monkeypatch.setattr(sample_job, name, fail)
 
 

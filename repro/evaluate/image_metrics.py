@@ -20,7 +20,8 @@ class ImageMetrics:
     """A model set's scorers, run on generator outputs (BGR, mean-subtracted, 0–255 scale): the realism
     judge and the independent evaluator where the set has them (None where not), and the target classifier.
 
-    Both are loaded here, so a broken judge or evaluator file stops a report before any sampling."""
+    Both are loaded here, so a broken judge or evaluator file stops a report or a sample job before any
+    sampling; that the evaluator's blobs fit the set is checked where the set is made (repro.modelsets)."""
 
     def __init__(self, ms: ModelSet):
         self.ms = ms
@@ -85,10 +86,15 @@ class ImageMetrics:
                 self._cls.run([self._cls_out], {self._cls_in: x[i : i + 1]})[0].reshape(1, -1)
                 for i in range(len(x))
             ]
-        ).astype(np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        )
+        return softmax(logits)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of [N, K] logits, in float64."""
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def as_saved(images: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from pathlib import Path
 
 from repro.atomic import exclusive, write_text
 from repro.errors import BadInput, ReproError
+from repro.evaluate.image_metrics import REAL_POOL
+from repro.evaluate.real_images import check_folder
 from repro.modelsets import ModelSet, resolve, sha256_of
 from repro.report import figures
 from repro.report.document import build_document
@@ -112,8 +115,14 @@ def make_report(opts: ReportOptions, out_dir: Path, replace: bool = False) -> di
     chains, budget = plan.chains, plan.budget
     check_output_folder(out_dir, replace)  # before any model is converted
 
+    reference_n = max(chains, 4)  # real images per class in the reference row
+    real = None
+    if ms.real_images is not None:  # every input is read before any sampling
+        real = check_folder(ms, plan.classes, max(REAL_POOL, reference_n))
+        if real.notice:
+            print(f"notice: {real.notice}", file=sys.stderr)
     worker = Worker(ms, plan, opts.backend, opts.device, opts.progress)
-    worker.metrics  # noqa: B018  load the judge and evaluator now: a bad file must stop us before sampling
+    worker.check_inputs()
     executor = make_executor(opts.executor, opts.executor_options, opts.device)
     with exclusive(out_dir / _LOCK, f"output folder {out_dir}"):  # one report per folder
         check_output_folder(out_dir, replace)  # again, now that no other report can change it
@@ -125,7 +134,9 @@ def make_report(opts: ReportOptions, out_dir: Path, replace: bool = False) -> di
             raise BadInput(f"output folder {out_dir}: cannot write there ({e.strerror})") from None
         cells, counts = run_plan(worker, out_dir, executor)
         staging.mkdir()
-        reference = reference_metrics(ms, worker.metrics, plan.classes, max(chains, 4))
+        reference = reference_metrics(
+            ms, worker.metrics, plan.classes, reference_n, real.notice if real else None
+        )
         figs = _figures(plan, ms.class_names, cells, reference, staging)
         if reference is not None:
             reference = {k: v for k, v in reference.items() if k != "examples"}
@@ -323,9 +334,9 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
     out["table2"] = "table2.png"
     if reference is not None:
         figures.method_by_class(
-            {("real", k): ex[None] for k, ex in zip(plan.classes, reference["examples"], strict=True)},
+            {("real", k): ex[None] for k, ex in reference["examples"].items()},
             [("real", "real images")],
-            classes,
+            [(k, name) for k, name in classes if k in reference["examples"]],
             out_dir / "reference.png",
         )
         out["reference"] = "reference.png"

@@ -140,6 +140,7 @@ def build_document(r: dict) -> list[Block]:
         Heading(f"Reproduction report: Xu, Acuña & Duvenaud (2016) on model set {r['models']['name']}", 1),
         Para(_settings_text(r)),
         *([Para(f"**Note:** {notice}")] if (notice := r["settings"]["iteration_floor"]["notice"]) else []),
+        *([Para(f"**Note:** {notice}")] if (notice := (r.get("reference") or {}).get("notice")) else []),
         Heading("What this says"),
         Para(
             "Each of the paper's claims, decided by its rule (below) on three settings: the rows that "

@@ -31,12 +31,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from repro import samplers
-from repro.convert.cache import load_caffe_net
 from repro.errors import BadInput
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.image_metrics import ImageMetrics
-from repro.modelsets import ModelSet
+from repro.modelsets import ModelSet, code_size
 from repro.posterior import GaussianPrior, posterior_model
 from repro.report.metrics import METRICS, Run, Subject, measure
 from repro.report.plan import Cell, Plan, Row
@@ -178,11 +177,20 @@ class Worker:
             self._backends[key] = make_backend(self.backend_name, model, 0, self.device, self.threads)
         return self._backends[key]
 
+    def check_inputs(self) -> None:
+        """Read now what the units read lazily, so a bad file stops the report before any sampling: the judge
+        and evaluator (ImageMetrics), the clip bounds (every cell measures the code against them) and, where
+        the plan has `-prior` rows, the real images or bounds their prior is fitted to."""
+        self.metrics  # noqa: B018
+        if self.ms.clip_bounds is not None:
+            self.upper_bounds(code_size(self.ms))
+        if any(r.prior == "fitted" for r in self.plan.rows):
+            self.fitted_prior()
+
     def fitted_prior(self) -> GaussianPrior:
         """The `-prior` rows' Gaussian, fitted once (repro.evaluate.code_prior)."""
         if self._prior is None:
-            shape = load_caffe_net(self.ms.generator, weights=False).shapes[self.ms.generator.blobs["input"]]
-            self._prior = fitted_prior(self.ms, int(np.prod(shape[1:])))
+            self._prior = fitted_prior(self.ms, code_size(self.ms))
         return self._prior
 
     def upper_bounds(self, code_size: int) -> np.ndarray | None:
