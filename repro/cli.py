@@ -23,6 +23,16 @@ def cli() -> None:
     """Class-conditional image synthesis by gradient-based inference on converted Caffe models."""
 
 
+# The largest value each integer option takes, so that none reaches numpy as an overflow; what fits in memory
+# is checked before any work (repro.resources).
+MAX_CHAINS = 1_000_000  # chains, batches, classes
+MAX_STEPS = 100_000_000  # iterations
+MAX_SEED = 2**63 - 1
+MAX_REPEATS = 1000  # timed calls, finite-difference directions
+MAX_BUDGET = 1000.0  # × the paper's 6000 gradients per MCMC chain
+MAX_TASK_SHARE = 1024.0  # CPUs or GPUs a Ray task asks for
+BATCH, CLASS, SEED = click.IntRange(1, MAX_CHAINS), click.IntRange(0, MAX_CHAINS), click.IntRange(0, MAX_SEED)
+
 MODELS_HELP = "model set: embedded, random, a folder with manifest.json, or dgn-…=DIR (see `repro models`)"
 
 
@@ -92,7 +102,7 @@ def resolve_models(spec, judge_dir, judge_preprocess, judge_file, evaluator, eva
 @click.argument("caffemodel", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="ONNX file")
 @click.option("--outputs", default=None, help="comma-separated blobs to expose (default: the net's outputs)")
-@click.option("--batch", type=click.IntRange(min=1), default=None, help="input batch (default: prototxt's)")
+@click.option("--batch", type=BATCH, default=None, help="input batch (default: prototxt's)")
 @click.option("--dynamic-batch", is_flag=True, help="declare the batch axis as the symbol 'batch'")
 def convert(prototxt, caffemodel, out, outputs, batch, dynamic_batch) -> None:
     """Convert a Caffe net to ONNX (opset 17); ONNX value names are the Caffe blob names."""
@@ -121,7 +131,7 @@ def convert(prototxt, caffemodel, out, outputs, batch, dynamic_batch) -> None:
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="ONNX file")
 @click.option("--wrt", required=True, help="graph input to differentiate with respect to")
 @click.option("--of", "of", required=True, help="value (any in the graph) whose sum is differentiated")
-@click.option("--unit", type=int, default=None, help="differentiate only this unit of OF's non-batch part")
+@click.option("--unit", type=SEED, default=None, help="differentiate only this unit of OF's non-batch part")
 def grad(model_path, out, wrt, of, unit) -> None:
     """Add an output grad_WRT = d/dWRT of Σ_batch OF[b].flat[UNIT] (all units if none), in ONNX ops."""
     import onnx
@@ -162,18 +172,18 @@ def models() -> None:
 
 @cli.command()
 @click.option("--models", "models_spec", default=None, help=MODELS_HELP)
+@click.option("--batch", default=2, show_default=True, type=BATCH, help="chains in the checked batch")
 @click.option(
-    "--batch", default=2, show_default=True, type=click.IntRange(min=1), help="chains in the checked batch"
+    "--class", "class_index", default=0, show_default=True, type=CLASS, help="class of the objective"
 )
-@click.option("--class", "class_index", default=0, show_default=True, help="class of the objective")
 @click.option(
     "--directions",
     default=3,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_REPEATS),
     help="finite-difference directions (the independent check: at least one)",
 )
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
 @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
 def parity(models_spec, batch, class_index, directions, seed, device, as_json) -> None:
@@ -188,6 +198,12 @@ def parity(models_spec, batch, class_index, directions, seed, device, as_json) -
     from repro.posterior import posterior_model
 
     ms = resolve(models_spec)
+    if device == "cpu":  # the reference computes the batch in float64
+        from repro.resources import call_bytes, net_sizes, refuse_unless_fits
+
+        refuse_unless_fits(
+            call_bytes(net_sizes(ms), batch, itemsize=8), f"--batch {batch}: parity", "--batch"
+        )
     click.echo(f"model set {ms.name}: converting and building the posterior ...", err=True)
     model = posterior_model(ms)
     code_size = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
@@ -217,7 +233,7 @@ def parity(models_spec, batch, class_index, directions, seed, device, as_json) -
     "--repeats",
     default=5,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_REPEATS),
     help="timed runs after one warm-up (median reported)",
 )
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
@@ -236,9 +252,19 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
         sizes = tuple(int(b) for b in batches.split(","))
     except ValueError:
         raise BadInput(f"--batch: expected comma-separated integers >= 1, got {batches!r}") from None
-    if min(sizes) < 1:
-        raise BadInput(f"--batch: expected batch sizes >= 1, got {batches!r}")
+    if min(sizes) < 1 or max(sizes) > MAX_CHAINS:
+        raise BadInput(f"--batch: expected batch sizes from 1 to {MAX_CHAINS}, got {batches!r}")
     ms = resolve(models_spec)
+    if device == "cpu":  # every backend's process holds a call at the batch at once
+        from repro.resources import call_bytes, net_sizes, refuse_unless_fits, size_text
+
+        per_call = call_bytes(net_sizes(ms), max(sizes))
+        refuse_unless_fits(
+            len(BACKENDS) * per_call,
+            f"--batch {max(sizes)}: the value-and-grad calls",
+            "--batch",
+            f"{len(BACKENDS)} backends side by side, {size_text(per_call)} each",
+        )
     click.echo(f"model set {ms.name}: converting and building the posterior ...", err=True)
 
     def show(row):
@@ -267,20 +293,26 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
 
 @cli.command()
 @click.option("--models", "models_spec", default=None, help=MODELS_HELP)
-@click.option("--class", "class_index", type=int, required=True, help="class index of the classifier")
+@click.option("--class", "class_index", type=CLASS, required=True, help="class index of the classifier")
 @click.option("--method", required=True, type=click.Choice(list(METHODS)))
-@click.option("--chains", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--chains", default=4, show_default=True, type=BATCH)
 @click.option(
     "--steps",
     default=None,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_STEPS),
     help="[default: the published run's, "
     + ", ".join(f"{m.name} {m.published_steps}" for m in METHODS.values())
     + "]",
 )
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--step-size", default=None, type=float, help="override the method's initial step size")
-@click.option("--adapt", default=0, show_default=True, help="dual-averaging warm-up steps (MCMC)")
+@click.option(
+    "--adapt",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, MAX_STEPS),
+    help="dual-averaging warm-up steps (MCMC)",
+)
 @click.option("--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICES))
 @click.option(
@@ -349,12 +381,15 @@ def sample(
 @click.option("--models", "models_spec", default=None, help=MODELS_HELP)
 @click.option("--classes", default=None, help="comma-separated class indices [default: all; --quick: 0,1,2]")
 @click.option(
-    "--chains", default=None, type=click.IntRange(min=2), help="chains per class [default: 4; --quick: 3]"
+    "--chains",
+    default=None,
+    type=click.IntRange(2, MAX_CHAINS),
+    help="chains per class [default: 4; --quick: 3]",
 )
 @click.option(
     "--budget",
     default=None,
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(0, MAX_BUDGET, min_open=True),
     help="fraction of the paper's 6000 gradients per MCMC chain [default: 1; --quick: 0.1]; under 100 "
     "iterations in an MCMC row (about 0.25), the report says its verdicts rest on too few",
 )
@@ -363,9 +398,13 @@ def sample(
     is_flag=True,
     help="a small run (3 classes, 3 chains, 10% budget, rows beyond the paper at half that): minutes",
 )
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option(
-    "--map-steps", default=200, show_default=True, type=click.IntRange(min=2), help="DGN-AM MAP iterations"
+    "--map-steps",
+    default=200,
+    show_default=True,
+    type=click.IntRange(2, MAX_STEPS),
+    help="DGN-AM MAP iterations",
 )
 @click.option("--rows", default=None, help="comma-separated row keys [default: all], e.g. map-clip,mala")
 @click.option("--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)))
@@ -380,11 +419,13 @@ def sample(
 @click.option(
     "--address", default=None, help="with --executor ray: join this Ray cluster [default: a local Ray]"
 )
-@click.option("--cpus-per-task", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--cpus-per-task", default=1.0, show_default=True, type=click.FloatRange(0, MAX_TASK_SHARE, min_open=True)
+)
 @click.option(
     "--gpus-per-task",
     default=None,
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, MAX_TASK_SHARE),
     help="GPUs a Ray task asks for, fractions allowed [default: 1 with --device cuda, else 0]",
 )
 @click.option(
@@ -465,9 +506,11 @@ def report(
     results = make_report(opts, Path(out_dir), replace)
     verdicts = ", ".join(f"{c['number']}: {c['verdict']}" for c in results["claims"])
     click.echo(f"claims {verdicts}")
-    notice = results["settings"]["iteration_floor"]["notice"]
-    if notice:
-        click.echo(f"notice: {notice}", err=True)
+    from repro.report.document import nonfinite_notice
+
+    for notice in (results["settings"]["iteration_floor"]["notice"], nonfinite_notice(results)):
+        if notice:
+            click.echo(f"notice: {notice}", err=True)
     click.echo(f"report written in {results['wall_seconds']:.0f} s → {Path(out_dir) / 'index.html'}")
 
 

@@ -22,8 +22,8 @@ DISPLAY_CLIP = 120.0
 
 
 def to_display(image_bgr: np.ndarray) -> np.ndarray:
-    """[3, H, W] generator output → uint8 [H, W, 3] RGB, ±120 mapped linearly onto 0..255."""
-    rgb = np.clip(np.asarray(image_bgr, np.float64)[::-1], -DISPLAY_CLIP, DISPLAY_CLIP)
+    """[3, H, W] generator output → uint8 [H, W, 3] RGB, ±120 mapped linearly onto 0..255 (NaN as 0: grey)."""
+    rgb = np.clip(np.nan_to_num(np.asarray(image_bgr, np.float64)[::-1]), -DISPLAY_CLIP, DISPLAY_CLIP)
     unit = (rgb + DISPLAY_CLIP) / (2 * DISPLAY_CLIP)
     return np.round(unit.transpose(1, 2, 0) * 255).astype(np.uint8)
 

@@ -30,6 +30,12 @@ not be a file, its parent must be writable, and a folder holding another run (a 
 differ, or none) is refused unless --replace. A folder holding a file `repro sample` does not write is never
 replaced, even with --replace. A rerun with the same settings is the same run: it samples again (resuming
 from a checkpoint when a killed attempt left one) and replaces OUT with the identical result.
+
+Before that, a run whose traces, samples, images and value-and-grad call cannot fit in the available memory
+is refused (exit 2, repro.resources). A run in which a chain's log density or images became NaN or inf
+(repro.evaluate.finite) is written as usual, with run.json's `nonfinite` naming those chains and the judge and
+evaluator scores of their images null, and then ends with exit 1 (CheckFailed), naming the chains and the
+first step.
 """
 
 from __future__ import annotations
@@ -54,11 +60,13 @@ from repro.atomic import atomic_path, exclusive, write_text
 from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.diagnostics import summarize
+from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
 from repro.images import grid, save_png, to_display
 from repro.modelsets import ModelSet, code_size, sha256_of
 from repro.parity import sampling_gate
 from repro.posterior import posterior_model
+from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.runtime import make_backend
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import method
@@ -106,6 +114,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     if job.adapt:
         options["adapt"] = job.adapt
     options.update(job.options)
+    _refuse_what_cannot_fit(job, steps, options.get("thin", 1))
     settings = job_settings(job, steps, step_size, options)
     clip = options.get("clip")
     if isinstance(clip, tuple) and isinstance(clip[1], Path):  # read now: a bad file stops the job first
@@ -113,7 +122,29 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     out = Output.locate(out_dir)  # before any model is converted
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
-        return _sample_into(out, job, settings, steps, step_size, options)
+        record = _sample_into(out, job, settings, steps, step_size, options)
+    bad = record["nonfinite"]
+    if bad["count"]:  # the files stay, for the user to look at
+        raise CheckFailed(
+            f"{bad['describe']}; their images were not scored; the run is kept in "
+            f"{out.folder} (run.json: nonfinite)"
+        )
+    return record
+
+
+def _refuse_what_cannot_fit(job: SampleJob, steps: int, thin: object) -> None:
+    """Refuse a run whose traces, samples, images and value-and-grad call cannot fit in memory
+    (repro.resources), before anything is converted or sampled."""
+    sizes = net_sizes(job.models)
+    held = sampling_bytes(sizes, job.chains, steps, thin if isinstance(thin, int) and thin >= 1 else 1)
+    call = call_bytes(sizes, job.chains, job.device)
+    refuse_unless_fits(
+        held + call,
+        f"--chains {job.chains} × --steps {steps}: the run",
+        "--chains" if call > held else "--chains or --steps",
+        f"traces, samples and images {size_text(held)}, a value-and-grad call over every chain "
+        f"{size_text(call)}",
+    )
 
 
 def _sample_into(
@@ -166,6 +197,8 @@ def _sample_into(
 
     final = result.z_image
     images = backend.images(final)
+    bad = nonfinite_chains(result.logp, images)
+    finite = bad.finite_mask()
     staging = out.staging()
     tiles = [to_display(img) for img in images]
     for i, tile in enumerate(tiles):
@@ -197,12 +230,19 @@ def _sample_into(
         "parity": parity,
         "accept_rate": result.accept_rate.tolist(),
         "n_grad": int(result.n_grad),
-        "final_logp": result.logp[-1].tolist(),
+        "final_logp": [v if np.isfinite(v) else None for v in result.logp[-1].tolist()],
+        "nonfinite": {**bad.as_dict(), "describe": bad.describe() if bad.count else None},
         "diagnostics": summarize(result),
         "judge": None
         if scorers.judge is None
-        else {**scorers.judge.describe(), "log_p_real": scorers.judge.log_p_real(images).tolist()},
-        "evaluator": _evaluator_scores(scorers, images, job.class_index),
+        else {
+            **scorers.judge.describe(),
+            "log_p_real": _per_chain(
+                scorers.judge.log_p_real(images[finite]).tolist() if finite.any() else [], finite
+            ),
+            "excluded_nonfinite": bad.count,
+        },
+        "evaluator": _evaluator_scores(scorers, images, job.class_index, finite),
         "timings": {**timings, "seconds": result.seconds},
         "versions": versions(),
     }
@@ -211,19 +251,31 @@ def _sample_into(
     return record
 
 
-def _evaluator_scores(scorers: ImageMetrics, images: np.ndarray, class_index: int) -> dict | None:
+def _evaluator_scores(
+    scorers: ImageMetrics, images: np.ndarray, class_index: int, finite: np.ndarray
+) -> dict | None:
     """The independent evaluator on the images as saved, as the report scores them: its top-1 class per
-    chain, the fraction that is the sampled class, and its softmax probability of that class per chain."""
+    chain, the fraction that is the sampled class, and its softmax probability of that class per chain;
+    the non-finite chains are not scored (null, and out of the fraction)."""
     if not scorers.has["evaluator"]:
         return None
-    logits = scorers.evaluator_outputs(as_saved(images))[0]
+    logits = scorers.evaluator_outputs(as_saved(images[finite]))[0] if finite.any() else np.zeros((0, 1))
     predicted = np.argmax(logits, axis=1)
     return {
         **scorers.describe()["evaluator"],
-        "prediction": predicted.tolist(),
-        "accuracy": float(np.mean(predicted == class_index)),
-        "p_class": softmax(logits)[:, class_index].tolist(),
+        "prediction": _per_chain(predicted.tolist(), finite),
+        "accuracy": float(np.mean(predicted == class_index)) if finite.any() else None,
+        "p_class": _per_chain(softmax(logits)[:, class_index].tolist() if finite.any() else [], finite),
+        "excluded_nonfinite": int((~finite).sum()),
     }
+
+
+def _per_chain(values: list, finite: np.ndarray) -> list:
+    """Scores of the finite chains spread back over every chain, null for the others."""
+    out: list = [None] * len(finite)
+    for i, value in zip(np.flatnonzero(finite), values, strict=True):
+        out[i] = value
+    return out
 
 
 # ---- the job's identity ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ RANKS = [
     {"caffe", "dcgan"},
     {"convert", "grad", "posterior"},
     {"runtime", "samplers"},
-    {"modelsets", "evaluate", "kinks", "parity", "bench", "eager_port"},
+    {"modelsets", "evaluate", "kinks", "parity", "bench", "eager_port", "resources"},
     {"sample_job"},
     {"report"},
     {"cli"},

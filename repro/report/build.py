@@ -37,6 +37,7 @@ from repro.evaluate.real_images import check_folder
 from repro.modelsets import ModelSet, resolve, sha256_of
 from repro.report import figures
 from repro.report.document import build_document
+from repro.report.estimate import refuse_what_cannot_fit
 from repro.report.executors import ExecutorOptions, make_executor
 from repro.report.html import render_html
 from repro.report.markdown import render_markdown
@@ -111,6 +112,7 @@ def make_report(opts: ReportOptions, out_dir: Path, replace: bool = False) -> di
     the report did not write, leaving them as they are (see the module docstring)."""
     started = time.perf_counter()
     ms, plan = plan_report(opts)
+    refuse_what_cannot_fit(ms, plan, opts.device)  # in memory, before any model is converted
     n_classes = len(ms.class_names)
     chains, budget = plan.chains, plan.budget
     check_output_folder(out_dir, replace)  # before any model is converted

@@ -49,13 +49,39 @@ def _stat_cell(s: dict) -> str:
 def _metric_table(r: dict, metrics: list[str], with_reference: bool) -> Table:
     defs = r["metric_definitions"]
     header = ["row"] + [defs[m]["label"] for m in metrics]
-    rows = [[row["label"]] + [format_stat(row["metrics"][m]) for m in metrics] for row in r["rows"]]
+    rows = [[_row_label(row)] + [format_stat(row["metrics"][m]) for m in metrics] for row in r["rows"]]
     ref = r.get("reference")
     if with_reference and ref:
         rows.append(
             [ref["label"]] + [format_stat(ref["metrics"][m]) if m in ref["metrics"] else "—" for m in metrics]
         )
     return Table(header, rows)
+
+
+def _row_label(row: dict) -> str:
+    """The row's label, marked where chains of it became non-finite and are left out of its numbers."""
+    n = row["nonfinite"]["chains"]
+    return row["label"] + (f" ⚠ {n} non-finite chain{'s' if n > 1 else ''} left out" if n else "")
+
+
+def nonfinite_notice(r: dict) -> str | None:
+    """One line naming the rows, classes, chains and first steps that became non-finite; None if none did."""
+    parts = []
+    for row in r["rows"]:
+        for cell in row["nonfinite"]["cells"]:
+            steps = [s for s in cell["first_step"] if s is not None]
+            when = f", first at step {min(steps)}" if steps else ", in their images"
+            chains = ", ".join(str(c) for c in cell["chains"])
+            plural = "s" if len(cell["chains"]) > 1 else ""
+            parts.append(f"{row['key']} class {cell['class_index']}: chain{plural} {chains}{when}")
+    if not parts:
+        return None
+    total = sum(row["nonfinite"]["chains"] for row in r["rows"])
+    return (
+        f"{total} chain{'s' if total > 1 else ''} became non-finite (log density or images NaN or inf) and "
+        f"{'are' if total > 1 else 'is'} left out of every metric, marked ⚠ in the tables: "
+        + "; ".join(parts)
+    )
 
 
 def _settings_text(r: dict) -> str:
@@ -141,6 +167,7 @@ def build_document(r: dict) -> list[Block]:
         Para(_settings_text(r)),
         *([Para(f"**Note:** {notice}")] if (notice := r["settings"]["iteration_floor"]["notice"]) else []),
         *([Para(f"**Note:** {notice}")] if (notice := (r.get("reference") or {}).get("notice")) else []),
+        *([Para(f"**Note:** {notice}")] if (notice := nonfinite_notice(r)) else []),
         Heading("What this says"),
         Para(
             "Each of the paper's claims, decided by its rule (below) on three settings: the rows that "

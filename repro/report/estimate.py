@@ -5,6 +5,10 @@ is counted exactly (every unit's sampler iterations × its kernel's gradients pe
 timing the chosen backend's value-and-grad call at each batch size the units use, on this machine. It
 leaves out what costs little beside sampling (judge and evaluator scoring, figures) and the extra
 evaluations of clipped steps, which depend on the chains.
+
+`refuse_what_cannot_fit` prices the plan's memory the same way before a report runs (repro.resources): its
+largest sampler call (a row's chains × classes in one batch: traces, samples, images, one value-and-grad call)
+and the finished cells the report keeps to the end (their log π traces and images).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import statistics
 from dataclasses import dataclass
 
 from repro.bench import call_times
+from repro.modelsets import ModelSet
 from repro.report.plan import Plan
 from repro.report.run import Unit, Worker, pending_units, posterior_key
+from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.samplers.methods import METHODS
 
 
@@ -122,3 +128,31 @@ def _duration(seconds: float) -> str:
     if seconds < 2 * 3600:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def refuse_what_cannot_fit(ms: ModelSet, plan: Plan, device: str = "cpu") -> None:
+    """BadInput, naming the options and the estimate, when the plan's largest sampler call and the cells
+    kept beside it would not fit in this machine's available memory (see the module docstring)."""
+    sizes = net_sizes(ms)
+    units = pending_units(plan, {c.key: None for c in plan.cells})
+
+    def held(unit: Unit) -> tuple[int, int]:
+        batch = plan.chains * len(unit.cells)
+        steps = unit.row.steps
+        thin = max(1, steps // 100)  # as Worker.run_unit keeps samples
+        return sampling_bytes(sizes, batch, steps, thin), call_bytes(sizes, batch, device)
+
+    unit = max(units, key=lambda u: sum(held(u)))
+    traces, call = held(unit)
+    cells = sum(c.row.steps * plan.chains * 9 + plan.chains * sizes.image * 4 for c in plan.cells)
+    classes = len(unit.cells)
+    steps_option = "--budget" if unit.row.mcmc else "--map-steps"
+    lower = ["--chains", *(["--classes"] if classes > 1 else []), *([steps_option] if traces > call else [])]
+    refuse_unless_fits(
+        traces + call + cells,
+        f"--chains {plan.chains} × {classes} class{'es' if classes > 1 else ''} in one sampler call (row "
+        f"{unit.row.key}, {unit.row.steps} iterations): the report",
+        " or ".join([", ".join(lower[:-1]), lower[-1]] if len(lower) > 1 else lower),
+        f"its traces, samples and images {size_text(traces)}, its value-and-grad call {size_text(call)}, "
+        f"the finished cells kept beside it {size_text(cells)}",
+    )

@@ -55,7 +55,23 @@ def iteration_floor(plan: Plan) -> dict:
     return {"floor": MIN_MCMC_STEPS, "short_rows": dict(short), "floor_budget": needed, "notice": notice}
 
 
-def _row_entry(row, values, class_names: list[str], fitted: dict | None) -> dict:
+def nonfinite_cells(cell_metas: list[dict]) -> dict[str, list[dict]]:
+    """Row → its cells with non-finite chains, each {class_index, chains, first_step} (repro.evaluate.finite):
+    those chains are left out of every metric, and the row says so."""
+    out: dict[str, list[dict]] = {}
+    for meta in cell_metas:
+        bad = meta["nonfinite_chains"]
+        if bad["count"]:
+            entry = {
+                "class_index": meta["class_index"],
+                "chains": bad["chains"],
+                "first_step": bad["first_step"],
+            }
+            out.setdefault(meta["row"], []).append(entry)
+    return out
+
+
+def _row_entry(row, values, class_names: list[str], fitted: dict | None, nonfinite: list[dict]) -> dict:
     m = METHODS[row.method]
     if row.prior == "fitted":
         prior = fitted
@@ -68,6 +84,7 @@ def _row_entry(row, values, class_names: list[str], fitted: dict | None) -> dict
         for unit, v in units.items():
             by_class.setdefault(unit[0], {}).setdefault(metric, []).append(v)
     summary = values.summary() if values else {m: stat([]) for m in METRICS}
+    left_out = {c["class_index"]: len(c["chains"]) for c in nonfinite}
     return {
         "key": row.key,
         "label": row.label,
@@ -80,11 +97,13 @@ def _row_entry(row, values, class_names: list[str], fitted: dict | None) -> dict
         "clip": row.clip,
         "prior": prior,
         "metrics": {m: s.as_dict() for m, s in summary.items()},
+        "nonfinite": {"chains": sum(left_out.values()), "cells": nonfinite},
         "per_class": [
             {
                 "class_index": k,
                 "class_name": class_names[k],
                 "metrics": {m: finite_or_none(stat(v).mean) for m, v in sorted(ms.items())},
+                "nonfinite_chains": left_out.get(k, 0),
             }
             for k, ms in sorted(by_class.items())
         ],
@@ -110,7 +129,11 @@ def build_results(
     labels = {r.key: r.label for r in plan.rows}
     steps = {r.key: r.steps for r in plan.rows}
     claims = check_claims(rows_values, labels, steps)
-    rows = [_row_entry(r, rows_values.get(r.key), class_names, fitted_prior) for r in plan.rows]
+    nonfinite = nonfinite_cells(cell_metas)
+    rows = [
+        _row_entry(r, rows_values.get(r.key), class_names, fitted_prior, nonfinite.get(r.key, []))
+        for r in plan.rows
+    ]
     by_key = {r["key"]: r for r in rows}
     table2 = [
         {

@@ -17,6 +17,10 @@ of another CELL_VERSION is run again quietly, as a stale format rather than a da
 The work is cut into units (`Unit`: one sampler call, a row's batch of classes), which a `Worker` runs; the
 executors of repro.report.executors decide where units run (this process, or Ray tasks). A unit's numbers
 depend only on the unit, never on where it ran or what ran before it.
+
+A chain whose log density or images became NaN or inf (repro.evaluate.finite) is left out of every metric of
+its cell (NaN per chain, and out of the class's metrics and diagnostics) and named in the cell's
+`nonfinite_chains`; a cell written before that record, holding such a chain, is run again with a notice.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from repro import samplers
 from repro.errors import BadInput
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
+from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics
 from repro.modelsets import ModelSet, code_size
 from repro.posterior import GaussianPrior, posterior_model
@@ -79,6 +84,11 @@ def load_cell(path: Path) -> CellData | None:
         return _discarded(f"the cell {path}: it has no sha256 (an older repro wrote it)")
     if recorded != _content_sha256(meta, a):
         return _discarded(f"the cell {path}: its content does not match its sha256")
+    if "nonfinite_chains" not in meta:  # written before non-finite chains were left out of the metrics
+        bad = nonfinite_chains(a["logp"], a["images"])
+        if bad.count:
+            return _discarded(f"the cell {path}: it measured {bad.count} non-finite chains as valid")
+        meta["nonfinite_chains"] = bad.as_dict()
     return CellData(meta, a["z"], a["images"], a["logp"], a["accepted"])
 
 
@@ -230,7 +240,8 @@ class Worker:
             **options,
         )
         final = result.z_image
-        images = np.asarray(backend.images(final.astype(np.float32)), np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, reported as non-finite by _measure
+            images = np.asarray(backend.images(final.astype(np.float32)), np.float32)
         out = []
         for i, cell in enumerate(cells):
             chains = slice(i * plan.chains, (i + 1) * plan.chains)
@@ -241,15 +252,30 @@ class Worker:
         return out
 
     def _measure(self, cell: Cell, result: samplers.Result, z, images, chains: slice) -> CellData:
+        """Every metric on the cell's chains but those that became non-finite (repro.evaluate.finite): their
+        per-chain values are NaN (null in metrics.json), and the class's metrics and diagnostics are of the
+        others."""
         k, n = cell.class_index, cell.chains
         mcmc = cell.row.mcmc
         logp = result.logp[:, chains]
         accepted = result.accepted[:, chains]
-        diag = summarize(_chains_of(result, chains)) if mcmc else {}
+        bad = nonfinite_chains(logp, images)
+        ok = bad.finite_mask()
+        kept = np.arange(result.logp.shape[1])[chains][ok]  # the finite chains' places in the batch
+        diag = summarize(_chains_of(result, kept)) if mcmc and ok.any() else {}
         batch_chains = result.logp.shape[1]
-        run = Run(mcmc, logp, result.accept_rate[chains], result.n_grad, result.seconds / batch_chains, diag)
-        subject = Subject(k, images, self.metrics, z, self.upper_bounds(z.shape[1]), run)
-        values = measure(subject)
+        run = Run(
+            mcmc, logp[:, ok], result.accept_rate[kept], result.n_grad, result.seconds / batch_chains, diag
+        )
+        subject = Subject(k, images[ok], self.metrics, z[ok], self.upper_bounds(z.shape[1]), run)
+        if ok.any():
+            values = {
+                key: _spread(v, ok) if METRICS[key].unit == "chain" else v
+                for key, v in measure(subject).items()
+            }
+        else:
+            values = {key: [NAN] * n if m.unit == "chain" else NAN for key, m in METRICS.items()}
+        evaluated = self.metrics.has["evaluator"] and ok.any()
         meta = {
             "key": cell.key,
             "row": cell.row.key,
@@ -261,17 +287,30 @@ class Worker:
             "per_class": {key: v for key, v in values.items() if METRICS[key].unit == "class"},
             "diagnostics": diag,
             "evaluator_prediction": (
-                np.argmax(subject.evaluator[0], axis=1).tolist() if self.metrics.has["evaluator"] else None
+                _spread(np.argmax(subject.evaluator[0], axis=1).tolist(), ok, None) if evaluated else None
             ),
             "n_nonfinite": result.n_nonfinite[chains].tolist(),
+            "nonfinite_chains": bad.as_dict(),
             "final_step_size": result.step_size[chains].tolist(),
             "cell_seconds": result.seconds * n / batch_chains,
         }
         return CellData(meta, z, images, logp, accepted)
 
 
-def _chains_of(result, chains: slice):
-    """The sampler result restricted to some chains (one class), for per-class diagnostics."""
+NAN = float("nan")
+
+
+def _spread(values: list, ok: np.ndarray, missing: object = NAN) -> list:
+    """Per-chain values of the finite chains (ok) spread back over all of the cell's chains."""
+    out = [missing] * len(ok)
+    for i, value in zip(np.flatnonzero(ok), values, strict=True):
+        out[i] = value
+    return out
+
+
+def _chains_of(result, chains: slice | np.ndarray):
+    """The sampler result restricted to some chains (one class, or its finite chains), for per-class
+    diagnostics."""
     import dataclasses
 
     def part(a, axis):

@@ -225,7 +225,8 @@ class OrtBackend:
         self.device = self._session.get_providers()[0]
 
     def _run(self, outputs: list[str], z: np.ndarray, with_grad: bool) -> list[np.ndarray]:
-        z = np.ascontiguousarray(z, dtype=np.float32)
+        with np.errstate(over="ignore"):  # a code beyond float32 becomes inf, which the callers report
+            z = np.ascontiguousarray(z, dtype=np.float32)
         feeds = {
             "z": z,
             "class_onehot": onehot(self.classes, len(z), self.n_classes),
