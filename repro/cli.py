@@ -14,7 +14,7 @@ from repro.errors import ReproError
 from repro.images import FILE_FORMATS
 from repro.report.executors import EXECUTORS
 from repro.runtime import BACKENDS, DEVICES
-from repro.samplers.methods import METHODS
+from repro.samplers.methods import METHODS, PRIORS, TUNINGS
 
 
 @click.group()
@@ -31,6 +31,7 @@ MAX_SEED = 2**63 - 1
 MAX_REPEATS = 1000  # timed calls, finite-difference directions
 MAX_BUDGET = 1000.0  # × the paper's 6000 gradients per MCMC chain
 MAX_TASK_SHARE = 1024.0  # CPUs or GPUs a Ray task asks for
+MAX_GUIDANCE = 1000.0  # β: beyond it float32 log-likelihoods overflow long before anything is learned
 BATCH, CLASS, SEED = click.IntRange(1, MAX_CHAINS), click.IntRange(0, MAX_CHAINS), click.IntRange(0, MAX_SEED)
 
 MODELS_HELP = "model set: embedded, random, a folder with manifest.json, or dgn-…=DIR (see `repro models`)"
@@ -322,6 +323,28 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
     help="per-unit upper bounds, DGN-AM act_range format [default: the set's]",
 )
 @click.option("--no-parity-check", is_flag=True, help="skip the ORT vs torch check on the first batch")
+@click.option(
+    "--tuning",
+    default="paper",
+    show_default=True,
+    type=click.Choice(TUNINGS),
+    help="MCMC step sizes: the paper's decaying schedules, or a constant step tuned by dual averaging in the "
+    "first quarter of the steps (the report's -da rows)",
+)
+@click.option(
+    "--prior",
+    default="standard",
+    show_default=True,
+    type=click.Choice(PRIORS),
+    help="the method's N(0, I), or the Gaussian fitted to real codes (the report's -prior rows)",
+)
+@click.option(
+    "--guidance",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, MAX_GUIDANCE, min_open=True),
+    help="β: the likelihood raised to β (1: the paper's posterior)",
+)
 @scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option(
@@ -342,6 +365,9 @@ def sample(
     device,
     clip_bounds,
     no_parity_check,
+    tuning,
+    prior,
+    guidance,
     out_dir,
     replace,
     **scorers,
@@ -367,6 +393,9 @@ def sample(
         step_size=step_size,
         adapt=adapt,
         parity_check=not no_parity_check,
+        tuning=tuning,
+        prior=prior,
+        guidance=guidance,
     )
     record = run_job(job, Path(out_dir), replace=replace)
     rate = sum(record["accept_rate"]) / len(record["accept_rate"])

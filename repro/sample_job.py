@@ -59,6 +59,7 @@ from repro import samplers
 from repro.atomic import atomic_path, exclusive, write_text
 from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput, CheckFailed
+from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
@@ -69,7 +70,7 @@ from repro.posterior import posterior_model
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.runtime import make_backend
 from repro.samplers.initial import initial_codes
-from repro.samplers.methods import method
+from repro.samplers.methods import PRIORS, TUNINGS, method
 from repro.versions import versions
 
 
@@ -89,6 +90,12 @@ class SampleJob:
     parity_check: bool = True
     progress: bool = True
     options: dict = field(default_factory=dict)
+    # What the report's rows vary, so one row can be run alone: "paper" (the published schedules) or
+    # "dual-averaging" (the `-da` rows); "standard" (the method's N(0, σ²I)) or "fitted" (the `-prior` rows'
+    # Gaussian, repro.evaluate.code_prior); and guidance β, the likelihood raised to β.
+    tuning: str = "paper"
+    prior: str = "standard"
+    guidance: float = 1.0
 
 
 def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
@@ -102,8 +109,14 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
             f"(0..{len(ms.class_names) - 1})"
         )
     step_size = ms.start_step(m) if job.step_size is None else job.step_size
-    options = dict(m.published)
     steps = job.steps or m.published_steps
+    if job.tuning not in TUNINGS:
+        raise BadInput(f"--tuning: expected one of {', '.join(TUNINGS)}, got {job.tuning!r}")
+    if job.prior not in PRIORS:
+        raise BadInput(f"--prior: expected one of {', '.join(PRIORS)}, got {job.prior!r}")
+    if job.prior == "fitted" and m.prior_sigma is None:
+        raise BadInput(f"--prior fitted: method {job.method} has no prior term to replace")
+    options = dict(m.published) if job.tuning == "paper" else m.dual_averaging(steps)
     if m.clip:
         bounds_file = job.clip_bounds or ms.clip_bounds
         if bounds_file is None:
@@ -153,7 +166,8 @@ def _sample_into(
     m = method(job.method)
     ms = job.models
     scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
-    model = posterior_model(ms, m.objective, m.prior_sigma)
+    prior = fitted_prior(ms, code_size(ms)) if job.prior == "fitted" else m.prior_sigma
+    model = posterior_model(ms, m.objective, prior, job.guidance)
     backend = make_backend(job.backend, model, job.class_index, job.device)
     z0 = initial_codes(job.seed, job.chains, backend.code_size)
 
@@ -218,7 +232,8 @@ def _sample_into(
                 images=images,
             )
 
-    shown = ("models", "class_index", "method", "objective", "prior_sigma", "chains", "steps", "seed")
+    shown = ("models", "class_index", "method", "objective", "prior_sigma", "tuning", "prior", "guidance")
+    shown += ("chains", "steps", "seed")
     record = {
         **{key: settings[key] for key in shown},
         "class_name": ms.class_names[job.class_index],
@@ -296,6 +311,9 @@ def job_settings(job: SampleJob, steps: int, step_size: float, options: dict) ->
         "method": job.method,
         "objective": m.objective,
         "prior_sigma": m.prior_sigma,
+        "tuning": job.tuning,
+        "prior": job.prior,
+        "guidance": job.guidance,
         "chains": job.chains,
         "steps": steps,
         "seed": job.seed,

@@ -44,3 +44,42 @@ def test_a_guided_posterior_passes_the_parity_checks():
 def test_a_guidance_that_is_not_a_positive_number_is_refused(beta):
     with pytest.raises(BadInput, match="guidance: expected a finite β > 0"):
         guided(beta)
+
+
+def test_repro_sample_runs_what_a_report_row_runs(tmp_path, monkeypatch):
+    """`--tuning dual-averaging --prior fitted --guidance 10` is the report's mala-da-prior-g10 row alone:
+    its options are `Method.dual_averaging`'s, and run.json records all three."""
+    import json
+
+    from repro.cli import main
+    from repro.samplers import METHODS
+    from tests.test_report import write_tiny_set
+
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    tiny = write_tiny_set(tmp_path / "tiny")
+    out = tmp_path / "out"
+    args = ["sample", "--models", str(tiny), "--class", "1", "--method", "mala", "--chains", "2"]
+    args += ["--steps", "8", "--tuning", "dual-averaging", "--prior", "fitted", "--guidance", "10"]
+    assert main([*args, "-o", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert (record["tuning"], record["prior"], record["guidance"]) == ("dual-averaging", "fitted", 10.0)
+    assert record["options"] == METHODS["mala"].dual_averaging(8) == {"schedule": "constant", "adapt": 2}
+    assert record["settings"]["guidance"] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("method", "option", "message"),
+    [
+        ("map", ["--prior", "fitted"], "--prior fitted: method map has no prior term to replace"),
+        ("map-clip", ["--tuning", "dual-averaging"], "method map-clip is a method without an accept step"),
+        ("hmc-released", ["--tuning", "dual-averaging"], "method hmc-released is the authors' released"),
+        ("mala", ["--guidance", "0"], "Invalid value for '--guidance'"),
+    ],
+)
+def test_sample_options_that_do_not_apply_are_refused_in_one_line(method, option, message, capsys, tmp_path):
+    from repro.cli import main
+
+    assert main(["sample", "--class", "0", "--method", method, *option, "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -134,6 +134,8 @@ ROW_KEYS = [
     "mala",
     "mala-da",
     "mala-da-prior",
+    "mala-da-g10",  # --quick: the guidance study at β = 10 alone
+    "mala-da-prior-g10",
     "hmc",
     "hmc-da",
     "hmc-da-prior",
@@ -159,7 +161,7 @@ METRIC_KEYS = {
     "n_grad",
     "seconds",
 }
-FIGURES = ["figure2.png", "figure3.png", "traces.png", "metrics.png", "table2.png"]
+FIGURES = ["figure2.png", "figure3.png", "traces.png", "metrics.png", "table2.png", "guidance.png"]
 
 
 @pytest.fixture(scope="module")
@@ -285,14 +287,14 @@ def test_metrics_json_follows_the_documented_schema(tiny_report):
         assert c["rule"] and c["evidence"] and c["claim"]
     assert r["reference"] is None  # the tiny set has no data set to draw real images from
     assert set(r["figures"].values()) == set(FIGURES)
-    assert r["cells"] == {"total": 39, "run": 39, "reused": 0}
+    assert r["cells"] == {"total": len(ROW_KEYS) * 3, "run": len(ROW_KEYS) * 3, "reused": 0}
     assert isinstance(r["wall_seconds"], float) and r["wall_seconds"] > 0
     assert "paper's equations" in r["sampler_variant"]
 
 
 def test_a_rerun_reuses_every_cell(tiny_report):
     r, first = tiny_report["again"], tiny_report["first"]
-    assert r["cells"] == {"total": 39, "run": 0, "reused": 39}
+    assert r["cells"] == {"total": len(ROW_KEYS) * 3, "run": 0, "reused": len(ROW_KEYS) * 3}
     assert r["rows"] == first["rows"] and r["claims"] == first["claims"]
     assert tiny_report["cells_untouched"]
 

@@ -91,7 +91,8 @@ def test_dry_run_counts_every_gradient_and_runs_nothing(tiny, tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert not out.exists()
-    plan = make_plan(resolve(str(tiny)), [0, 1], 2, 0.01, map_steps=20, beyond=QUICK["beyond"])  # --quick
+    quick = {"beyond": QUICK["beyond"], "guidance": QUICK["guidance"]}
+    plan = make_plan(resolve(str(tiny)), [0, 1], 2, 0.01, map_steps=20, **quick)  # --quick
     table = {}
     for line in text.splitlines()[1:]:
         fields = line.split()

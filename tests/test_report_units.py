@@ -161,8 +161,9 @@ def test_rows_beyond_the_paper_can_be_scaled_alone(tmp_path):
     ms = resolve(str(write_tiny_set(tmp_path / "tiny")))
     full = {r.key: r.steps for r in rows(ms, 0.1)}
     half = {r.key: r.steps for r in rows(ms, 0.1, beyond=0.5)}
-    beyond = {k for k in full if k.endswith(("-da", "-prior"))}
-    assert beyond == {"mala-clip-da", "mala-da", "mala-da-prior", "hmc-da", "hmc-da-prior"}
+    beyond = {k for k in full if "-da" in k}
+    guided = {f"mala-da{prior}-g{beta}" for prior in ("", "-prior") for beta in (3, 10, 30)}
+    assert beyond == {"mala-clip-da", "mala-da", "mala-da-prior", "hmc-da", "hmc-da-prior"} | guided
     for key in full:
         assert half[key] == (round(full[key] / 2) if key in beyond else full[key]), key
 
@@ -185,7 +186,10 @@ def test_plan_keys_and_checks(tmp_path):
     b = make_plan(ms, [0, 1], 2, 0.02, map_steps=20)
     keys_a = {(c.row.key, c.class_index): c.key for c in a.cells}
     keys_b = {(c.row.key, c.class_index): c.key for c in b.cells}
-    assert len(set(keys_a.values())) == len(a.cells) == 13 * 2
+    assert len(set(keys_a.values())) == len(a.cells) == (13 + 6) * 2  # 6: the guidance study's rows
+    # guidance is part of a cell's key, and β = 1 rows keep the keys they had before guidance existed
+    assert keys_a[("mala-da-g3", 0)] != keys_a[("mala-da-g10", 0)] != keys_a[("mala-da", 0)]
+    assert "guidance" not in next(r for r in a.rows if r.key == "mala-da").settings()
     # MAP+clip does not depend on the MCMC budget: its cells carry over; MALA's do not
     assert keys_a[("map-clip", 0)] == keys_b[("map-clip", 0)]
     assert keys_a[("mala", 0)] != keys_b[("mala", 0)]

@@ -42,7 +42,7 @@ from repro.report.executors import ExecutorOptions, make_executor
 from repro.report.html import render_html
 from repro.report.markdown import render_markdown
 from repro.report.metrics import METRICS
-from repro.report.plan import DGN_STEPS, Plan, make_plan, models_id
+from repro.report.plan import DGN_STEPS, GUIDANCE_LEVELS, Plan, make_plan, models_id
 from repro.report.reference import reference_metrics
 from repro.report.results import SCHEMA, build_results, schema_errors, table2_rows
 from repro.report.run import Worker, run_plan
@@ -50,8 +50,9 @@ from repro.report.stats import Stat, collect, stat
 from repro.versions import versions
 
 # `beyond`: the budget of the rows beyond the paper relative to the paper's rows (plan.py)
-QUICK = {"classes": 3, "chains": 3, "budget": 0.1, "beyond": 0.5}
-FULL = {"chains": 4, "budget": 1.0, "beyond": 1.0}
+# `guidance`: the guidance study's β levels (one in a quick report: the trade-off's far end, to keep minutes)
+QUICK = {"classes": 3, "chains": 3, "budget": 0.1, "beyond": 0.5, "guidance": (10.0,)}
+FULL = {"chains": 4, "budget": 1.0, "beyond": 1.0, "guidance": GUIDANCE_LEVELS}
 
 # The files a report writes at the top of OUT (_figures names the figures), and the rest of what it keeps
 # there: see the module docstring.
@@ -66,6 +67,7 @@ REPORT_FILES = frozenset(
         "metrics.png",
         "table2.png",
         "reference.png",
+        "guidance.png",
     }
 )
 RECORD = "repro-report.sha256"
@@ -103,7 +105,15 @@ def plan_report(opts: ReportOptions) -> tuple[ModelSet, Plan]:
     chains = opts.chains or preset["chains"]
     budget = opts.budget or preset["budget"]
     return ms, make_plan(
-        ms, classes, chains, budget, opts.seed, opts.map_steps, opts.rows, beyond=preset["beyond"]
+        ms,
+        classes,
+        chains,
+        budget,
+        opts.seed,
+        opts.map_steps,
+        opts.rows,
+        beyond=preset["beyond"],
+        guidance=preset["guidance"],
     )
 
 
@@ -334,6 +344,10 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
         out_dir / "table2.png",
     )
     out["table2"] = "table2.png"
+    guided = _guidance_series(plan, summaries)
+    if guided is not None:
+        figures.guidance_tradeoff(*guided, out_dir / "guidance.png")
+        out["guidance"] = "guidance.png"
     if reference is not None:
         figures.method_by_class(
             {("real", k): ex[None] for k, ex in reference["examples"].items()},
@@ -343,6 +357,36 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
         )
         out["reference"] = "reference.png"
     return out
+
+
+def _guidance_series(plan, summaries: dict[str, dict[str, Stat]]):
+    """The guidance study's figure arguments (repro.report.figures.guidance_tradeoff), or None where the
+    plan has no guided rows: per prior, the β = 1 row and its guided rows by β; class fidelity read by the
+    independent evaluator where there is one (else the target classifier's confidence), against diversity,
+    realism and, with real images, KID."""
+    guided = [r for r in plan.rows if r.guidance != 1.0]
+    if not guided:
+        return None
+    series = {}
+    for prior, label in (("method", "N(0, I) prior"), ("fitted", "fitted prior")):
+        mine = sorted((r for r in guided if r.prior == prior), key=lambda r: r.guidance)
+        if not mine:
+            continue
+        made_from = [
+            r
+            for r in plan.rows
+            if r.guidance == 1.0 and (r.method, r.tuning, r.prior) == (mine[0].method, mine[0].tuning, prior)
+        ]
+        rows = made_from[:1] + mine
+        series[label] = [(r.guidance, summaries[r.key]) for r in rows]
+
+    def measured(metric: str) -> bool:
+        return all(p[metric].n > 0 for points in series.values() for _, p in points)
+
+    fidelity = "evaluator_accuracy" if measured("evaluator_accuracy") else "target_confidence"
+    others = [m for m in ("diversity", "judge_log_p_real", "kid") if measured(m)]
+    marker = ("MAP+clip (DGN-AM)", summaries["map-clip"]) if "map-clip" in summaries else None
+    return series, marker, fidelity, others
 
 
 def _stat_of(d: dict) -> Stat:

@@ -231,6 +231,10 @@ def build_document(r: dict) -> list[Block]:
         "traces": "Traces: log π (MAP: its objective, the raw logit) and running acceptance, one line per "
         "chain, coloured by class.",
         "reference": "Real images of the same classes, for comparison.",
+        "guidance": "Guidance study (beyond the paper): MALA with dual averaging on the posterior with the "
+        "likelihood raised to β, under N(0, I) and under the fitted prior; class fidelity against diversity "
+        "and realism, MAP+clip (DGN-AM) marked with a star. β = 1 is the paper's posterior; larger β trades "
+        "diversity and realism for class-specific images.",
     }
     for name, caption in captions.items():
         if name in figs:

@@ -52,8 +52,8 @@ class Estimate:
 
 
 def _posterior(unit: Unit) -> str:
-    """How the dry run names the posterior a unit samples."""
-    objective, sigma, kind = posterior_key(unit.row)
+    """How the dry run names the posterior a unit samples; guidance (one more product) is priced as β = 1."""
+    objective, sigma, kind, _ = posterior_key(unit.row)
     return f"{objective}, {'fitted prior' if kind == 'fitted' else f'prior {sigma}'}"
 
 
@@ -97,17 +97,18 @@ def _seconds_per_call(backend, batch: int, repeats: int) -> float:
 
 def describe(est: Estimate, backend: str, device: str) -> str:
     """The estimate as a text table, with the measured call times it rests on."""
+    w = max([16] + [len(r.key) for r in est.rows])
     lines = [
-        f"{'row':<16} {'cells':>5} {'calls':>5} {'batch':>5} {'iters':>6} {'grads/chain':>11} "
+        f"{'row':<{w}} {'cells':>5} {'calls':>5} {'batch':>5} {'iters':>6} {'grads/chain':>11} "
         f"{'gradients':>12} {'est. time':>10}"
     ]
     for r in est.rows:
         lines.append(
-            f"{r.key:<16} {r.cells:>5} {r.calls:>5} {r.batch:>5} {r.iterations:>6} "
+            f"{r.key:<{w}} {r.cells:>5} {r.calls:>5} {r.batch:>5} {r.iterations:>6} "
             f"{r.gradients_per_chain:>11,} {r.gradients:>12,} {_duration(r.seconds):>10}"
         )
     lines.append(
-        f"{'all':<16} {sum(r.cells for r in est.rows):>5} {'':>5} {'':>5} {'':>6} {'':>11} "
+        f"{'all':<{w}} {sum(r.cells for r in est.rows):>5} {'':>5} {'':>5} {'':>6} {'':>11} "
         f"{est.gradients:>12,} {_duration(est.seconds):>10}"
     )
     timing = "; ".join(

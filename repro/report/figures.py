@@ -178,3 +178,42 @@ def table2_bars(entries: list[tuple[str, float, Stat | None]], path: os.PathLike
         ax.axhline(0, color="black", lw=0.5)
     fig.tight_layout()
     _save(fig, path)
+
+
+def guidance_tradeoff(
+    series: dict[str, list[tuple[float, dict[str, Stat]]]],
+    marker: tuple[str, dict[str, Stat]] | None,
+    fidelity: str,
+    others: list[str],
+    path: os.PathLike,
+) -> None:
+    """The guidance study: class fidelity (x) against each of `others` (one panel each), one line per prior
+    through its β levels (labelled), `marker` (MAP+clip) as a star: the trade-off a user of the method picks.
+
+    series: prior label → [(β, metric → Stat)], in increasing β; marker: (label, metric → Stat)."""
+    fig, axes = plt.subplots(1, len(others), figsize=(4.2 * len(others), 3.6), squeeze=False)
+    for ax, other in zip(axes.ravel(), others, strict=True):
+        for (label, points), colour in zip(series.items(), ("#4c72b0", "#dd8452", "#55a868"), strict=False):
+            xs = [p[fidelity].mean for _, p in points]
+            ys = [p[other].mean for _, p in points]
+            ax.errorbar(
+                xs,
+                ys,
+                xerr=[p[fidelity].se if math.isfinite(p[fidelity].se) else 0 for _, p in points],
+                yerr=[p[other].se if math.isfinite(p[other].se) else 0 for _, p in points],
+                marker="o",
+                color=colour,
+                label=label,
+                capsize=2,
+            )
+            for (beta, _), x, y in zip(points, xs, ys, strict=True):
+                ax.annotate(f"β={beta:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if marker is not None:
+            label, p = marker
+            ax.plot([p[fidelity].mean], [p[other].mean], marker="*", ms=12, color="black", ls="", label=label)
+        ax.set_xlabel(METRICS[fidelity].label, fontsize=8)
+        ax.set_ylabel(METRICS[other].label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)

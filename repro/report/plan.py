@@ -31,13 +31,13 @@ from repro.samplers.methods import METHODS, Method
 
 PAPER_BUDGET = 6000  # gradient evaluations per MCMC chain in the paper
 DGN_STEPS = METHODS["map-clip"].published_steps  # DGN-AM's MAP iterations for CaffeNet
-WARMUP_FRACTION = 0.25  # share of an adapted row's iterations spent in dual-averaging warm-up
-# The fewest iterations per chain an MCMC row needs before the claims' verdicts may rest on it. Dual averaging
-# adapts during the first quarter of a row (WARMUP_FRACTION) and Stan's constants damp its first t0 = 10
-# updates, so 100 iterations leave it 25 updates to find the step, where 2 or 6 leave it nothing; the paper's
-# decaying schedules are squeezed the same way; and the claims compare means over the chains' final states,
-# which must have moved away from their shared starting codes for the comparison to say anything about the
-# samplers. At the paper's budget every MCMC row runs at least 400 (the released scripts; HMC 600).
+# The fewest iterations per chain an MCMC row needs before the claims' verdicts may rest on it. Dual
+# averaging adapts during the first quarter of a row (methods.WARMUP_FRACTION) and Stan's constants damp its
+# first t0 = 10 updates, so 100 iterations leave it 25 updates to find the step, where 2 or 6 leave it
+# nothing; the paper's decaying schedules are squeezed the same way; and the claims compare means over the
+# chains' final states, which must have moved away from their shared starting codes for the comparison to
+# say anything about the samplers. At the paper's budget every MCMC row runs at least 400 (the released
+# scripts; HMC 600).
 MIN_MCMC_STEPS = 100
 
 
@@ -55,6 +55,7 @@ class Row:
     tuning: str = "paper"  # "paper": the published schedule; "dual averaging": adapted in warm-up
     paper_key: str | None = None  # the Table 2 entry this row reproduces
     prior: str = "method"  # "method": the method's own (N(0, I) or none); "fitted": evaluate.code_prior
+    guidance: float = 1.0  # β: the likelihood raised to β (repro.posterior); 1 is the paper
 
     @property
     def mcmc(self) -> bool:
@@ -68,7 +69,7 @@ class Row:
         return not (self.clip and self.mcmc)
 
     def settings(self) -> dict:
-        return {
+        settings = {
             "method": self.method,
             "steps": self.steps,
             "step_size": self.step_size,
@@ -76,6 +77,9 @@ class Row:
             "clip": self.clip,
             "prior": self.prior,
         }
+        if self.guidance != 1.0:  # so the paper's rows keep the keys of cells made before guidance existed
+            settings["guidance"] = self.guidance
+        return settings
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,11 @@ def mcmc_steps(budget: float, gradients_per_step: int = 1) -> int:
     return max(2, round(PAPER_BUDGET * budget / gradients_per_step))
 
 
+# β of the guidance study (beyond the paper): the paper's exact posterior holds no class-specific images;
+# raising the likelihood to β trades diversity and realism for class fidelity, and these levels span that.
+GUIDANCE_LEVELS = (3.0, 10.0, 30.0)
+
+
 @dataclass(frozen=True)
 class RowContext:
     """What a row variant needs to size and set up its row."""
@@ -132,6 +141,7 @@ class RowContext:
     budget: float
     map_steps: int
     beyond: float = 1.0  # the budget of the rows beyond the paper, as a fraction of `budget`
+    guidance: tuple[float, ...] = GUIDANCE_LEVELS  # the guidance study's β levels
 
 
 def _published(m: Method, c: RowContext) -> Row | None:
@@ -158,16 +168,11 @@ def _long_map(m: Method, c: RowContext) -> Row | None:
 
 
 def _dual_averaging(m: Method, c: RowContext) -> Row | None:
-    """Beyond the paper: a constant step tuned by dual averaging in warm-up replaces the decaying schedules
-    (step and noise annealing); the trajectory's structure (HMC's L) stays as published. Not for the
-    released samplers: they are reproduced as their code ran, not tuned."""
+    """Beyond the paper: the published run tuned by dual averaging (`Method.dual_averaging`)."""
     if not m.mcmc or m.released:
         return None
-    kept = {
-        k: v for k, v in m.published.items() if k in m.kernel.OPTIONS and not m.kernel.OPTIONS[k].schedule
-    }
-    steps = mcmc_steps(c.budget * c.beyond, m.kernel.gradients_per_step(**kept))
-    options = {"schedule": "constant", "adapt": max(1, round(steps * WARMUP_FRACTION)), **kept}
+    steps = mcmc_steps(c.budget * c.beyond, m.kernel.gradients_per_step(**m.dual_averaging(1)))
+    options = m.dual_averaging(steps)
     return Row(
         f"{m.name}-da",
         m.name,
@@ -191,23 +196,45 @@ def _fitted_prior(m: Method, c: RowContext) -> Row | None:
     )
 
 
-# Each method's rows, in this order; a variant returns None where it does not apply to the method.
-VARIANTS: list[Callable[[Method, RowContext], Row | None]] = [
+def _guided(m: Method, c: RowContext) -> list[Row]:
+    """Beyond the paper: MALA with dual averaging at each guidance level, under N(0, I) and under the fitted
+    prior: the trade-off between class fidelity and diversity or realism that a user of the method chooses.
+    One method is enough to show the posterior's side of it (the samplers are compared at β = 1)."""
+    if m.name != "mala":
+        return []
+    made = []
+    for prior in (_dual_averaging(m, c), _fitted_prior(m, c)):
+        for beta in c.guidance:
+            key, label = f"{prior.key}-g{beta:g}", f"{prior.label}, guidance β = {beta:g}"
+            made.append(dataclasses.replace(prior, key=key, label=label, guidance=beta))
+    return made
+
+
+# Each method's rows, in this order; a variant returns a row, several, or None (or none) where it does not
+# apply to the method.
+VARIANTS: list[Callable[[Method, RowContext], Row | list[Row] | None]] = [
     _published,
     _long_map,
     _dual_averaging,
     _fitted_prior,
+    _guided,
 ]
 
 
-def rows(ms: ModelSet, budget: float, map_steps: int = DGN_STEPS, beyond: float = 1.0) -> list[Row]:
+def rows(
+    ms: ModelSet,
+    budget: float,
+    map_steps: int = DGN_STEPS,
+    beyond: float = 1.0,
+    guidance: tuple[float, ...] = GUIDANCE_LEVELS,
+) -> list[Row]:
     if not (budget > 0 and math.isfinite(budget)):
         raise BadInput(f"--budget: expected a finite number > 0, got {budget}")
     if map_steps < 2:
         raise BadInput(f"MAP needs at least 2 steps, got {map_steps}")
-    context = RowContext(ms, budget, map_steps, beyond)
+    context = RowContext(ms, budget, map_steps, beyond, guidance)
     made = (variant(m, context) for m in METHODS.values() for variant in VARIANTS)
-    return [row for row in made if row is not None]
+    return [row for rows in made for row in (rows if isinstance(rows, list) else [rows]) if row is not None]
 
 
 # Manifest entries that describe a set without changing any number a cell computes (each row's step sizes
@@ -271,6 +298,7 @@ def make_plan(
     map_steps: int = DGN_STEPS,
     only: list[str] | None = None,
     beyond: float = 1.0,
+    guidance: tuple[float, ...] = GUIDANCE_LEVELS,
 ) -> Plan:
     n = len(ms.class_names)
     bad = [k for k in classes if not 0 <= k < n]
@@ -280,7 +308,7 @@ def make_plan(
         raise BadInput("--classes is empty")
     if chains < 2:
         raise BadInput(f"--chains must be at least 2 (diversity and R-hat compare chains), got {chains}")
-    all_rows = rows(ms, budget, map_steps, beyond)
+    all_rows = rows(ms, budget, map_steps, beyond, guidance)
     if only:
         unknown = sorted(set(only) - {r.key for r in all_rows})
         if unknown:

@@ -96,6 +96,7 @@ def _row_entry(row, values, class_names: list[str], fitted: dict | None, nonfini
         "options": row.options,
         "clip": row.clip,
         "prior": prior,
+        "guidance": row.guidance,
         "metrics": {m: s.as_dict() for m, s in summary.items()},
         "nonfinite": {"chains": sum(left_out.values()), "cells": nonfinite},
         "per_class": [

@@ -141,11 +141,11 @@ def pending_units(plan: Plan, found: dict[str, CellData | None]) -> list[Unit]:
     return units
 
 
-def posterior_key(row: Row) -> tuple[str, float | None, str]:
-    """The posterior a row samples (objective, the method's prior σ, the row's prior kind): rows that share
-    it share a backend, and in a dry run a timing."""
+def posterior_key(row: Row) -> tuple[str, float | None, str, float]:
+    """The posterior a row samples (objective, the method's prior σ, the row's prior kind, guidance β): rows
+    that share it share a backend, and in a dry run a timing."""
     m = METHODS[row.method]
-    return m.objective, m.prior_sigma, row.prior
+    return m.objective, m.prior_sigma, row.prior, row.guidance
 
 
 class Worker:
@@ -181,9 +181,9 @@ class Worker:
         """The posterior backend for the row's objective and prior; its class list is set per sampler call."""
         key = posterior_key(row)
         if key not in self._backends:
-            objective, sigma, kind = key
+            objective, sigma, kind, guidance = key
             prior = self.fitted_prior() if kind == "fitted" else sigma
-            model = posterior_model(self.ms, objective, prior)
+            model = posterior_model(self.ms, objective, prior, guidance)
             self._backends[key] = make_backend(self.backend_name, model, 0, self.device, self.threads)
         return self._backends[key]
 

@@ -33,6 +33,12 @@ PAPER_HMC = {**PAPER_DECAY, "n_leapfrog": 10}
 RELEASED_SCHEDULE = {"schedule": "linear", "lr_end": 1e-10}
 RELEASED_MALA = {**RELEASED_SCHEDULE, "decay": 0.99, "noise_anneal": 0.55}
 RELEASED_HMC = {**RELEASED_SCHEDULE, "n_leapfrog": 5}
+WARMUP_FRACTION = 0.25  # share of a dual-averaging run's iterations spent in warm-up
+# How a run of a method may depart from its published settings, as the report's rows beyond the paper do:
+# its step sizes (the published schedules, or `Method.dual_averaging`) and its prior (the method's own
+# N(0, σ²I), or a Gaussian fitted to real codes).
+TUNINGS = ("paper", "dual-averaging")
+PRIORS = ("standard", "fitted")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,22 @@ class Method:
     def mcmc(self) -> bool:
         """Whether the kernel has an accept step (and so an acceptance rate, diagnostics, dual averaging)."""
         return self.kernel.TARGET_ACCEPT is not None
+
+    def dual_averaging(self, steps: int) -> dict:
+        """Options of the published run with a constant step tuned by dual averaging in its first
+        WARMUP_FRACTION of `steps` in place of the decaying schedules (step and noise annealing); the
+        trajectory's structure (HMC's L) stays as published. Beyond the paper: the report's `-da` rows and
+        `repro sample --tuning dual-averaging`. Not for MAP (no accept step to tune by) nor for the released
+        samplers (reproduced as their code ran)."""
+        if not self.mcmc or self.released:
+            kind = "the authors' released sampler" if self.released else "a method without an accept step"
+            raise BadInput(f"method {self.name} is {kind}: dual averaging does not apply to it")
+        kept = {
+            k: v
+            for k, v in self.published.items()
+            if k in self.kernel.OPTIONS and not self.kernel.OPTIONS[k].schedule
+        }
+        return {"schedule": "constant", "adapt": max(1, round(steps * WARMUP_FRACTION)), **kept}
 
 
 METHODS: dict[str, Method] = {
