@@ -136,6 +136,10 @@ ROW_KEYS = [
     "mala-da-prior",
     "mala-da-g10",  # --quick: the guidance study at β = 10 alone
     "mala-da-prior-g10",
+    "exact",  # the exact posterior of each prior and guidance level the MCMC rows sample
+    "exact-g10",
+    "exact-prior",
+    "exact-prior-g10",
     "hmc",
     "hmc-da",
     "hmc-da-prior",
@@ -154,6 +158,7 @@ METRIC_KEYS = {
     "pixels_at_clip",
     "hsv_saturation",
     "code_beyond_bounds",
+    "code_sq_norm",
     "acceptance",
     "ess_per_grad",
     "rhat",
@@ -259,8 +264,10 @@ def test_metrics_json_follows_the_documented_schema(tiny_report):
         assert row["metrics"]["judge_log_p_real"]["n"] == 3 * 2  # classes × chains
         assert row["metrics"]["diversity"]["n"] == 3  # one per class
         assert [c["class_index"] for c in row["per_class"]] == [0, 1, 2]
-        assert (row["metrics"]["acceptance"]["mean"] is None) == (not METHODS[row["method"]].mcmc)
-        assert row["tuning"] in ("paper", "dual averaging")
+        exact = row["tuning"] == "exact"  # importance sampling, no sampler: no acceptance
+        assert (row["metrics"]["acceptance"]["mean"] is None) == (exact or not METHODS[row["method"]].mcmc)
+        assert row["tuning"] in ("paper", "dual averaging", "exact")
+        assert (row["exact"] is not None) == exact
     by_key = {row["key"]: row for row in r["rows"]}
     assert by_key["map-long"]["steps"] == 60 and by_key["mala"]["steps"] == 60
     # The budget counts what the sampler spends: L gradients per HMC iteration (the trajectory's start
@@ -459,13 +466,13 @@ def test_each_claim_is_answered_per_setting_and_the_page_opens_with_them(tiny_re
 
     r = tiny_report["first"]
     for c in r["claims"]:
-        assert list(c["verdicts"]) == list(SETTINGS) == ["paper", "released", "fitted-prior"]
+        assert list(c["verdicts"]) == list(SETTINGS) == ["paper", "released", "fitted-prior", "exact"]
         paper = {k: v for k, v in c["verdicts"]["paper"].items() if k != "kid"}
         assert paper == {"verdict": c["verdict"], "evidence": c["evidence"]}
         assert ("kid" in c["verdicts"]["paper"]) == (c["number"] in (1, 2, 3))  # realism claims only
     by_number = {c["number"]: c for c in r["claims"]}
-    # MALA+clip has no released or fitted-prior twin: claim 3 is not tested there, and says why
-    for setting in ("released", "fitted-prior"):
+    # MALA+clip has no released, fitted-prior or exact twin: claim 3 is not tested there, and says why
+    for setting in ("released", "fitted-prior", "exact"):
         assert by_number[3]["verdicts"][setting]["verdict"] == "not tested"
         assert "mala-clip" in by_number[3]["verdicts"][setting]["evidence"]
     # claim 1 under the released setting reads the released rows, named by their labels (the tiny set has a

@@ -102,6 +102,8 @@ def test_dry_run_counts_every_gradient_and_runs_nothing(tiny, tmp_path, capsys):
     total = 0
     for row in plan.rows:
         per_chain = row.steps * METHODS[row.method].kernel.gradients_per_step(**row.options)
+        if row.kind == "exact":  # prior draws, forward passes only: no gradients
+            per_chain = 0
         gradients = per_chain * 2 * 2  # chains × classes
         total += gradients
         cells, calls, batch = (int(v) for v in table[row.key][1:4])

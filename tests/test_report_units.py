@@ -186,7 +186,8 @@ def test_plan_keys_and_checks(tmp_path):
     b = make_plan(ms, [0, 1], 2, 0.02, map_steps=20)
     keys_a = {(c.row.key, c.class_index): c.key for c in a.cells}
     keys_b = {(c.row.key, c.class_index): c.key for c in b.cells}
-    assert len(set(keys_a.values())) == len(a.cells) == (13 + 6) * 2  # 6: the guidance study's rows
+    # 6: the guidance study's rows; 8: the exact rows of 2 priors × 4 guidance levels
+    assert len(set(keys_a.values())) == len(a.cells) == (13 + 6 + 8) * 2
     # guidance is part of a cell's key, and β = 1 rows keep the keys they had before guidance existed
     assert keys_a[("mala-da-g3", 0)] != keys_a[("mala-da-g10", 0)] != keys_a[("mala-da", 0)]
     assert "guidance" not in next(r for r in a.rows if r.key == "mala-da").settings()

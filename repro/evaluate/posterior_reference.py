@@ -129,6 +129,20 @@ class Reference:
     def meaningful(self) -> bool:
         return self.reason is None
 
+    def summary(self) -> dict:
+        """The reference as plain JSON (no weights): what a report cell keeps."""
+        return {
+            "draws": self.n,
+            "beta": self.beta,
+            "ess": self.ess,
+            "p_k": self.p_k,
+            "p_k_se": self.p_k_se,
+            "accepted": self.accepted,
+            "estimates": self.estimates,
+            "se": self.se,
+            "reason": self.reason,
+        }
+
 
 def reference(
     log_lik: np.ndarray,

@@ -318,7 +318,7 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
     figures.traces(
         {k: c.logp for k, c in by_cell.items()},
         {k: c.accepted for k, c in by_cell.items()},
-        [(r.key, r.label, r.mcmc) for r in plan.rows],
+        [(r.key, r.label, r.mcmc) for r in plan.rows if r.kind == "sampler"],  # an exact row has no trace
         classes,
         out_dir / "traces.png",
     )

@@ -67,6 +67,7 @@ def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats:
         if key not in timed:
             timed[key] = _seconds_per_call(worker.backend(unit.row), key[1], repeats)
     costs = []
+    drawn = set()  # the priors whose draws an earlier exact row already pays for
     for row in plan.rows:
         mine = [u for u in units if u.row.key == row.key]
         kernel = METHODS[row.method].kernel
@@ -74,6 +75,12 @@ def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats:
         batch = plan.chains * len(mine[0].cells)
         calls = len(mine)
         per_call = timed[(_posterior(mine[0]), batch)]
+        if row.kind == "exact":  # no gradients: the prior draws' forward passes, once per prior
+            seconds = 0.0 if row.prior in drawn else row.steps / batch * per_call
+            drawn.add(row.prior)
+            cells = len(mine[0].cells)
+            costs.append(RowCost(row.key, row.label, cells, calls, batch, row.steps, 0, 0, seconds))
+            continue
         costs.append(
             RowCost(
                 row.key,

@@ -11,6 +11,7 @@ Adding a metric is one decorated function here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -67,6 +68,21 @@ class Subject:
     def evaluator(self) -> tuple[np.ndarray, np.ndarray]:
         return self.scorers.evaluator_outputs(self.saved)
 
+    @cached_property
+    def classifier(self) -> np.ndarray:
+        """The target classifier's softmax [n, K] on the raw output: every class's confidence at once."""
+        return self.scorers.classifier_probs(self.images)
+
+    def as_class(self, class_index: int) -> Subject:
+        """The same images measured for another class, sharing what its scorers already computed (the
+        exact reference scores one set of prior draws for every class)."""
+        other = dataclasses.replace(self, class_index=class_index)
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k in _SCORED})
+        return other
+
+
+_SCORED = ("saved", "evaluator", "classifier")  # Subject's cached scorer outputs, which no class changes
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -80,6 +96,7 @@ class Metric:
     needs: str | None = (
         None  # what optional it needs: "judge", "evaluator", or "real" (evaluator + real images)
     )
+    reads_class: bool = False  # whether an image's value depends on the class it is measured for
 
     def applies(self, s: Subject) -> bool:
         if self.needs is not None and not s.scorers.has[self.needs]:
@@ -99,9 +116,10 @@ def metric(
     on: str,
     plotted: bool = True,
     needs: str | None = None,
+    reads_class: bool = False,
 ):
     def register(fn: Callable[[Subject], list[float] | float]):
-        _file(key)(Metric(key, label, unit, higher_is_better, on, fn, plotted, needs))
+        _file(key)(Metric(key, label, unit, higher_is_better, on, fn, plotted, needs, reads_class))
         return fn
 
     return register
@@ -121,12 +139,20 @@ def _judge(s: Subject) -> list[float]:
     return s.scorers.judge_log_p_real(s.saved).tolist()
 
 
-@metric("target_confidence", "classifier p(class)", "chain", None, "generator output")
+@metric("target_confidence", "classifier p(class)", "chain", None, "generator output", reads_class=True)
 def _target_confidence(s: Subject) -> list[float]:
-    return s.scorers.classifier_probs(s.images)[:, s.class_index].tolist()
+    return s.classifier[:, s.class_index].tolist()
 
 
-@metric("evaluator_accuracy", "evaluator accuracy", "chain", True, "saved image", needs="evaluator")
+@metric(
+    "evaluator_accuracy",
+    "evaluator accuracy",
+    "chain",
+    True,
+    "saved image",
+    needs="evaluator",
+    reads_class=True,
+)
 def _evaluator_accuracy(s: Subject) -> list[float]:
     return (np.argmax(s.evaluator[0], axis=1) == s.class_index).astype(float).tolist()
 
@@ -178,6 +204,13 @@ def _hsv_saturation(s: Subject) -> list[float]:
 @metric("code_beyond_bounds", "code units beyond clip bounds", "chain", None, "code")
 def _code_beyond_bounds(s: Subject) -> list[float]:
     return [code_beyond_bounds(z, s.upper) for z in s.z]
+
+
+@metric("code_sq_norm", "‖z‖² / D", "chain", None, "code", plotted=False)
+def _code_sq_norm(s: Subject) -> list[float]:
+    """Where a sampler's codes sit: N(0, I) holds ‖z‖²/D near 1; comparing it with the exact posterior's
+    tells whether a sampler reached that posterior, not only whether its images look alike."""
+    return (np.sum(np.asarray(s.z, np.float64) ** 2, axis=1) / s.z.shape[1]).tolist()
 
 
 @metric("acceptance", "acceptance rate", "chain", None, "run")

@@ -56,16 +56,20 @@ class Row:
     paper_key: str | None = None  # the Table 2 entry this row reproduces
     prior: str = "method"  # "method": the method's own (N(0, I) or none); "fitted": evaluate.code_prior
     guidance: float = 1.0  # β: the likelihood raised to β (repro.posterior); 1 is the paper
+    # "sampler": `method` run for `steps` iterations; "exact": the exact posterior `method` samples, by
+    # importance sampling from `steps` prior draws (repro.evaluate.posterior_reference), no sampler at all
+    kind: str = "sampler"
 
     @property
     def mcmc(self) -> bool:
-        return METHODS[self.method].mcmc
+        return self.kind == "sampler" and METHODS[self.method].mcmc
 
     @property
     def batches_classes(self) -> bool:
         """Whether all classes share one sampler call. Not for clipped MCMC: a step in which any chain of
         the call is clipped costs the whole call one more evaluation, and gradients are counted per call,
-        so batched classes would charge each other's clipping; run alone, a class's count is its own."""
+        so batched classes would charge each other's clipping; run alone, a class's count is its own. An
+        exact row's prior draws serve all its classes."""
         return not (self.clip and self.mcmc)
 
     def settings(self) -> dict:
@@ -79,6 +83,8 @@ class Row:
         }
         if self.guidance != 1.0:  # so the paper's rows keep the keys of cells made before guidance existed
             settings["guidance"] = self.guidance
+        if self.kind != "sampler":
+            settings["kind"] = self.kind
         return settings
 
 
@@ -210,6 +216,32 @@ def _guided(m: Method, c: RowContext) -> list[Row]:
     return made
 
 
+# Prior draws of an exact row at the paper's budget; fewer with a smaller budget, never under EXACT_MIN.
+# On the embedded set p(k) ≈ 0.07-0.26 at β = 1, so 8192 draws keep N · p(k) (the draws rejection sampling
+# would accept) far above posterior_reference.ESS_FLOOR; 1024 keep it above at β = 1 for p(k) ≥ 0.03.
+EXACT_DRAWS = 8192
+EXACT_MIN = 1024
+
+
+def _exact(m: Method, c: RowContext) -> list[Row]:
+    """Beyond the paper: the exact posterior of each prior and guidance level the MCMC rows sample, by
+    importance sampling from the prior (bounded weights: p(k | G(z))^β ≤ 1), as the reference that tells a
+    sampler's failure from the model's. Made with MALA's posterior (log p(k | x), N(0, I) or fitted), which
+    HMC's rows share; the clipped rows' box-truncated posterior and the released samplers' (logits, no
+    prior) have none."""
+    if m.name != "mala":
+        return []
+    draws = max(EXACT_MIN, round(EXACT_DRAWS * c.budget * c.beyond))
+    made = []
+    for prior, suffix, label in (("method", "", ""), ("fitted", "-prior", ", fitted prior")):
+        for beta in (1.0, *c.guidance):
+            key = f"exact{suffix}" + ("" if beta == 1.0 else f"-g{beta:g}")
+            shown = "exact posterior (importance sampling" + label
+            shown += ")" if beta == 1.0 else f", guidance β = {beta:g})"
+            made.append(Row(key, m.name, shown, draws, 0.0, {}, False, "exact", None, prior, beta, "exact"))
+    return made
+
+
 # Each method's rows, in this order; a variant returns a row, several, or None (or none) where it does not
 # apply to the method.
 VARIANTS: list[Callable[[Method, RowContext], Row | list[Row] | None]] = [
@@ -218,6 +250,7 @@ VARIANTS: list[Callable[[Method, RowContext], Row | list[Row] | None]] = [
     _dual_averaging,
     _fitted_prior,
     _guided,
+    _exact,
 ]
 
 

@@ -10,6 +10,7 @@ from functools import cache
 
 from repro import schemas
 from repro.report.claims import check_claims
+from repro.report.exact import exact_entry, reference_of, versus_exact
 from repro.report.metrics import METRICS
 from repro.report.plan import MIN_MCMC_STEPS, Plan
 from repro.report.stats import collect, finite_or_none, stat
@@ -135,6 +136,13 @@ def build_results(
         _row_entry(r, rows_values.get(r.key), class_names, fitted_prior, nonfinite.get(r.key, []))
         for r in plan.rows
     ]
+    metas_of = {r.key: [m for m in cell_metas if m["row"] == r.key] for r in plan.rows}
+    for r, entry in zip(plan.rows, rows, strict=True):
+        entry["exact"] = exact_entry(metas_of[r.key]) if r.kind == "exact" else None
+        ref = reference_of(r, plan)
+        entry["vs_exact"] = (
+            None if ref is None else versus_exact(r, rows_values.get(r.key), ref, metas_of[ref.key])
+        )
     by_key = {r["key"]: r for r in rows}
     table2 = [
         {

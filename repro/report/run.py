@@ -25,14 +25,17 @@ its cell (NaN per chain, and out of the class's metrics and diagnostics) and nam
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
 from repro import samplers
 from repro.errors import BadInput
@@ -40,6 +43,7 @@ from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics
+from repro.evaluate.posterior_reference import draw_prior, log_likelihoods, reference, resample
 from repro.modelsets import ModelSet, code_size
 from repro.posterior import GaussianPrior, posterior_model
 from repro.report.metrics import METRICS, Run, Subject, measure
@@ -52,7 +56,7 @@ from repro.samplers.methods import METHODS
 if TYPE_CHECKING:
     from repro.report.executors import Executor
 
-CELL_VERSION = 2  # 2: the feature-space metrics (kid, fd, precision, recall)
+CELL_VERSION = 3  # 2: the feature-space metrics (kid, fd, precision, recall); 3: ‖z‖²/D
 
 
 @dataclass
@@ -170,6 +174,7 @@ class Worker:
         self._prior: GaussianPrior | None = None
         self._metrics: ImageMetrics | None = None
         self._upper: np.ndarray | None = None
+        self._exact: dict[str, ExactDraws] = {}
 
     @property
     def metrics(self) -> ImageMetrics:
@@ -208,8 +213,99 @@ class Worker:
             self._upper = samplers.load_bounds(self.ms.clip_bounds, code_size)
         return self._upper
 
+    def exact_draws(self, row: Row) -> ExactDraws:
+        """The prior draws of an exact row's prior, scored once for every exact row, class and β of it."""
+        if row.prior not in self._exact:
+            plan = self.plan
+            backend = self._exact_backend(row)
+            prior = self.fitted_prior() if row.prior == "fitted" else METHODS[row.method].prior_sigma
+            stream = np.random.SeedSequence([plan.seed, EXACT_STREAM, ("method", "fitted").index(row.prior)])
+            z = draw_prior(prior, row.steps, backend.code_size, np.random.default_rng(stream))
+            log_lik = log_likelihoods(backend, z.astype(np.float32), progress=self.progress)
+            self._exact[row.prior] = ExactDraws(z, log_lik, self._score_draws(backend, z))
+        return self._exact[row.prior]
+
+    def _exact_backend(self, row: Row) -> Backend:
+        """The backend of the row's prior at β = 1, for images and logits (which neither β nor the class
+        changes: the class a call is made for is set to 0, whatever a sampler call left there)."""
+        backend = self.backend(dataclasses.replace(row, guidance=1.0))
+        backend.classes = 0
+        return backend
+
+    def _score_draws(self, backend: Backend, z: np.ndarray) -> dict[str, np.ndarray]:
+        """Every per-image metric of METRICS at every draw: [N] where the value does not depend on the class
+        (`Metric.reads_class`), else [N, len(plan.classes)]. Images are made batch by batch and dropped."""
+        classes = self.plan.classes
+        upper = self.upper_bounds(z.shape[1])
+        columns: dict[str, list] = {}
+        quiet = not self.progress
+        with tqdm(total=len(z), desc="exact: scoring", unit="code", file=sys.stderr, disable=quiet) as bar:
+            for start in range(0, len(z), EXACT_BATCH):
+                codes = z[start : start + EXACT_BATCH]
+                images = np.asarray(backend.images(codes.astype(np.float32)), np.float32)
+                subject = Subject(classes[0], images, self.metrics, codes, upper)
+                for key, m in METRICS.items():
+                    if m.unit != "chain" or not m.applies(subject):
+                        continue
+                    if m.reads_class:
+                        value = np.stack([m.compute(subject.as_class(k)) for k in classes], axis=1)
+                    else:
+                        value = np.asarray(m.compute(subject), np.float64)
+                    columns.setdefault(key, []).append(value)
+                bar.update(len(codes))
+        return {key: np.concatenate(parts) for key, parts in columns.items()}
+
+    def _run_exact(self, unit: Unit, out_dir: Path) -> list[CellData]:
+        """An exact row's cells: per class, SNIS estimates (and their standard errors) of every per-image
+        metric under p(z | k) ∝ p(k | G(z))^β p(z), and `chains` codes resampled in proportion to the
+        weights, measured like any row's final codes (so the tables, figures, claims and the set metrics
+        read them as they read a sampler's)."""
+        plan, row = self.plan, unit.row
+        started = time.perf_counter()
+        draws = self.exact_draws(row)
+        at = {k: i for i, k in enumerate(plan.classes)}
+        log_lik = draws.log_lik[:, plan.classes]
+        refs = reference(log_lik, draws.values, beta=row.guidance)
+        backend = self._exact_backend(row)
+        prior = self.fitted_prior() if row.prior == "fitted" else METHODS[row.method].prior_sigma
+        out = []
+        for cell in unit.cells:
+            ref = refs[at[cell.class_index]]
+            seed = int(hashlib.sha256(cell.key.encode()).hexdigest()[:16], 16)
+            picked = resample(ref.weights, cell.chains, seed)
+            z = draws.z[picked]
+            images = np.asarray(backend.images(z.astype(np.float32)), np.float32)
+            logp = (row.guidance * draws.log_lik[picked, cell.class_index] + _log_prior(z, prior))[None, :]
+            subject = Subject(cell.class_index, images, self.metrics, z, self.upper_bounds(z.shape[1]))
+            values = measure(subject)
+            evaluated = self.metrics.has["evaluator"]
+            meta = {
+                "key": cell.key,
+                "row": row.key,
+                "class_index": cell.class_index,
+                "chains": cell.chains,
+                "seed": cell.seed,
+                "settings": row.settings(),
+                "per_chain": {key: v for key, v in values.items() if METRICS[key].unit == "chain"},
+                "per_class": {key: v for key, v in values.items() if METRICS[key].unit == "class"},
+                "diagnostics": {},
+                "evaluator_prediction": np.argmax(subject.evaluator[0], 1).tolist() if evaluated else None,
+                "n_nonfinite": [0] * cell.chains,
+                "nonfinite_chains": nonfinite_chains(logp, images).as_dict(),
+                "final_step_size": [0.0] * cell.chains,
+                "cell_seconds": (time.perf_counter() - started) / len(unit.cells),
+                "exact": ref.summary(),
+            }
+            data = CellData(meta, z, images, logp, np.ones_like(logp))
+            save_cell(cell_path(out_dir, cell), data)
+            out.append(data)
+        return out
+
     def run_unit(self, unit: Unit, out_dir: Path) -> list[CellData]:
-        """Sample the unit's chains in one call; measure and save each of its cells."""
+        """Sample the unit's chains in one call (an exact row: importance sampling instead); measure and
+        save each of its cells."""
+        if unit.row.kind == "exact":
+            return self._run_exact(unit, out_dir)
         plan = self.plan
         row, cells = unit.row, unit.cells
         backend = self.backend(row)
@@ -298,6 +394,24 @@ class Worker:
 
 
 NAN = float("nan")
+EXACT_STREAM = 2016  # the exact rows' prior draws come from SeedSequence([seed, EXACT_STREAM, prior])
+EXACT_BATCH = 64  # prior draws made into images and scored at a time
+
+
+@dataclass(frozen=True)
+class ExactDraws:
+    """Prior draws and what every exact row of that prior reads from them."""
+
+    z: np.ndarray  # [N, D] float64
+    log_lik: np.ndarray  # [N, K] log p(k | G(z)), every class of the classifier
+    values: dict[str, np.ndarray]  # per-image metric → [N] or [N, len(plan.classes)]
+
+
+def _log_prior(z: np.ndarray, prior: float | GaussianPrior) -> np.ndarray:
+    """log p(z) up to its constant, as the posterior graph adds it."""
+    if isinstance(prior, GaussianPrior):
+        return -0.5 * np.sum(((z - prior.mean) / prior.std) ** 2, axis=1)
+    return -0.5 * np.sum(z**2, axis=1) / prior**2
 
 
 def _spread(values: list, ok: np.ndarray, missing: object = NAN) -> list:
