@@ -548,8 +548,23 @@ def record() -> dict:
                 "step_size": 0.01,
                 "options": {},
                 "clip": False,
+                "guidance": 1.0,
+                "exact": None,
+                "vs_exact": {
+                    "reference": "exact",
+                    "differences": {"code_sq_norm": {"difference": 0.1, "se": 0.2, "z": 0.5, "classes": 1}},
+                    "reached": None,
+                },
                 "metrics": {k: stat() for k in keys},
-                "per_class": [{"class_index": 0, "class_name": "alpha", "metrics": {k: 0.5 for k in keys}}],
+                "nonfinite": {"chains": 0, "cells": []},
+                "per_class": [
+                    {
+                        "class_index": 0,
+                        "class_name": "alpha",
+                        "metrics": {k: 0.5 for k in keys},
+                        "nonfinite_chains": 0,
+                    }
+                ],
             }
         ],
         "reference": None,
