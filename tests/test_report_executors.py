@@ -91,7 +91,7 @@ def test_dry_run_counts_every_gradient_and_runs_nothing(tiny, tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert not out.exists()
-    quick = {"beyond": QUICK["beyond"], "guidance": QUICK["guidance"]}
+    quick = {k: QUICK[k] for k in ("beyond", "guidance", "exact_draws")}
     plan = make_plan(resolve(str(tiny)), [0, 1], 2, 0.01, map_steps=20, **quick)  # --quick
     table = {}
     for line in text.splitlines()[1:]:

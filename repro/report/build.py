@@ -50,9 +50,11 @@ from repro.report.stats import Stat, collect, stat
 from repro.versions import versions
 
 # `beyond`: the budget of the rows beyond the paper relative to the paper's rows (plan.py)
-# `guidance`: the guidance study's β levels (one in a quick report: the trade-off's far end, to keep minutes)
-QUICK = {"classes": 3, "chains": 3, "budget": 0.1, "beyond": 0.5, "guidance": (10.0,)}
-FULL = {"chains": 4, "budget": 1.0, "beyond": 1.0, "guidance": GUIDANCE_LEVELS}
+# `guidance`: the guidance study's β levels (one in a quick report: the trade-off's far end, to keep minutes);
+# `exact_draws`: the exact rows' prior draws (None: plan.EXACT_DRAWS × budget; a quick report keeps enough
+# for β = 10, about 1 minute on the embedded set)
+QUICK = {"classes": 3, "chains": 3, "budget": 0.1, "beyond": 0.5, "guidance": (10.0,), "exact_draws": 4096}
+FULL = {"chains": 4, "budget": 1.0, "beyond": 1.0, "guidance": GUIDANCE_LEVELS, "exact_draws": None}
 
 # The files a report writes at the top of OUT (_figures names the figures), and the rest of what it keeps
 # there: see the module docstring.
@@ -114,6 +116,7 @@ def plan_report(opts: ReportOptions) -> tuple[ModelSet, Plan]:
         opts.rows,
         beyond=preset["beyond"],
         guidance=preset["guidance"],
+        exact_draws=preset["exact_draws"],
     )
 
 
@@ -315,14 +318,16 @@ def _figures(plan, class_names, cells, reference, out_dir: Path) -> dict[str, st
     out["figure2"] = "figure2.png"
     figures.chains_of_one_class(images, rows, plan.classes[0], out_dir / "figure3.png")
     out["figure3"] = "figure3.png"
-    figures.traces(
-        {k: c.logp for k, c in by_cell.items()},
-        {k: c.accepted for k, c in by_cell.items()},
-        [(r.key, r.label, r.mcmc) for r in plan.rows if r.kind == "sampler"],  # an exact row has no trace
-        classes,
-        out_dir / "traces.png",
-    )
-    out["traces"] = "traces.png"
+    sampled = [(r.key, r.label, r.mcmc) for r in plan.rows if r.kind == "sampler"]  # exact rows: no trace
+    if sampled:
+        figures.traces(
+            {k: c.logp for k, c in by_cell.items()},
+            {k: c.accepted for k, c in by_cell.items()},
+            sampled,
+            classes,
+            out_dir / "traces.png",
+        )
+        out["traces"] = "traces.png"
     values = collect([c.meta for c in cells])
     summaries = {k: v.summary() for k, v in values.items()}
     bar_rows = list(rows)

@@ -148,6 +148,7 @@ class RowContext:
     map_steps: int
     beyond: float = 1.0  # the budget of the rows beyond the paper, as a fraction of `budget`
     guidance: tuple[float, ...] = GUIDANCE_LEVELS  # the guidance study's β levels
+    exact_draws: int | None = None  # prior draws of the exact rows (None: EXACT_DRAWS × budget, ≥ EXACT_MIN)
 
 
 def _published(m: Method, c: RowContext) -> Row | None:
@@ -217,8 +218,10 @@ def _guided(m: Method, c: RowContext) -> list[Row]:
 
 
 # Prior draws of an exact row at the paper's budget; fewer with a smaller budget, never under EXACT_MIN.
-# On the embedded set p(k) ≈ 0.07-0.26 at β = 1, so 8192 draws keep N · p(k) (the draws rejection sampling
-# would accept) far above posterior_reference.ESS_FLOOR; 1024 keep it above at β = 1 for p(k) ≥ 0.03.
+# On the embedded set p(k) ≈ 0.07-0.26 at β = 1, so 1024 draws keep N · p(k) (the draws rejection sampling
+# would accept) above posterior_reference.ESS_FLOOR at β = 1; at β = 10 E[p(k | G(z))^10] is about 100
+# times smaller, so a class keeps its estimates only with thousands of draws (the quick report's 4096 keep
+# some, 1024 none).
 EXACT_DRAWS = 8192
 EXACT_MIN = 1024
 
@@ -231,7 +234,7 @@ def _exact(m: Method, c: RowContext) -> list[Row]:
     prior) have none."""
     if m.name != "mala":
         return []
-    draws = max(EXACT_MIN, round(EXACT_DRAWS * c.budget * c.beyond))
+    draws = c.exact_draws or max(EXACT_MIN, round(EXACT_DRAWS * c.budget))
     made = []
     for prior, suffix, label in (("method", "", ""), ("fitted", "-prior", ", fitted prior")):
         for beta in (1.0, *c.guidance):
@@ -260,12 +263,13 @@ def rows(
     map_steps: int = DGN_STEPS,
     beyond: float = 1.0,
     guidance: tuple[float, ...] = GUIDANCE_LEVELS,
+    exact_draws: int | None = None,
 ) -> list[Row]:
     if not (budget > 0 and math.isfinite(budget)):
         raise BadInput(f"--budget: expected a finite number > 0, got {budget}")
     if map_steps < 2:
         raise BadInput(f"MAP needs at least 2 steps, got {map_steps}")
-    context = RowContext(ms, budget, map_steps, beyond, guidance)
+    context = RowContext(ms, budget, map_steps, beyond, guidance, exact_draws)
     made = (variant(m, context) for m in METHODS.values() for variant in VARIANTS)
     return [row for rows in made for row in (rows if isinstance(rows, list) else [rows]) if row is not None]
 
@@ -332,6 +336,7 @@ def make_plan(
     only: list[str] | None = None,
     beyond: float = 1.0,
     guidance: tuple[float, ...] = GUIDANCE_LEVELS,
+    exact_draws: int | None = None,
 ) -> Plan:
     n = len(ms.class_names)
     bad = [k for k in classes if not 0 <= k < n]
@@ -341,7 +346,7 @@ def make_plan(
         raise BadInput("--classes is empty")
     if chains < 2:
         raise BadInput(f"--chains must be at least 2 (diversity and R-hat compare chains), got {chains}")
-    all_rows = rows(ms, budget, map_steps, beyond, guidance)
+    all_rows = rows(ms, budget, map_steps, beyond, guidance, exact_draws)
     if only:
         unknown = sorted(set(only) - {r.key for r in all_rows})
         if unknown:
