@@ -18,6 +18,7 @@ from PIL import Image
 
 from repro import caffe
 from repro.cli import main
+from tests.test_manifest_schema import edit
 from tests.test_report import EVALUATOR, _conv_net, write_tiny_set
 
 QUICK = ["--chains", "2", "--budget", "0.002", "--map-steps", "20"]
@@ -41,14 +42,6 @@ def no_sampling(monkeypatch):
         raise AssertionError("a sampler ran before the inputs were checked")
 
     monkeypatch.setattr("repro.samplers.sample", sample)
-
-
-def edit(root: Path, change) -> Path:
-    path = root / "manifest.json"
-    m = json.loads(path.read_text())
-    change(m)
-    path.write_text(json.dumps(m))
-    return path
 
 
 def refused(capsys, args: list[str]) -> str:

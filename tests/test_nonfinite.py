@@ -5,7 +5,6 @@ their rows in metrics.json and on the page."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from repro.cli import main
 from repro.evaluate.finite import nonfinite_chains
 from repro.report.results import schema_errors
 from tests.test_report import write_tiny_set
+from tests.test_resources import tree_digest
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "models" / "embedded"
 
@@ -34,15 +34,6 @@ def exploding(tmp_path_factory):
     manifest = json.loads((root / "manifest.json").read_text())
     (root / "manifest.json").write_text(json.dumps({**manifest, "map_lr": 1e200}))
     return root
-
-
-def tree_digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        h.update(str(p.relative_to(folder)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def run(capsys, args: list[str], code: int) -> list[str]:

@@ -118,3 +118,26 @@ def test_a_failed_claim_is_attributed_to_the_model_or_the_sampler():
     assert "claim 2 holds on the exact posterior: its failure belongs to the samplers" in text
     assert "claim 3" not in text and "claim 4" not in text
     assert model_or_sampler([{"number": 1, "verdict": "reproduced", "verdicts": {"paper": {}}}]) is None
+
+
+def test_a_worker_lets_go_of_the_backends_no_later_row_samples(tmp_path, monkeypatch):
+    """A full-size backend holds about 1.5 GB: the guidance rows' backends are dropped once they ran."""
+    from repro.report.plan import make_plan
+    from repro.report.run import Worker, _backend_key, pending_units
+
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    ms = resolve(str(write_tiny_set(tmp_path / "tiny")))
+    only = ["mala-da", "mala-da-g10", "exact", "exact-g10", "mala-released"]
+    plan = make_plan(ms, [0, 1], 2, 0.01, map_steps=20, only=only, guidance=(10.0,))
+    worker = Worker(ms, plan, progress=False)
+    (tmp_path / "out" / "cells").mkdir(parents=True)
+    held = []
+    for unit in pending_units(plan, {c.key: None for c in plan.cells}):
+        worker.run_unit(unit, tmp_path / "out")
+        held.append((unit.row.key, set(worker._backends)))
+    keys = {r.key: _backend_key(r) for r in plan.rows}
+    assert held[0] == ("mala-da", {keys["mala-da"]})  # mala-da's backend serves the exact rows later
+    assert held[1] == ("mala-da-g10", {keys["mala-da"], keys["mala-da-g10"]})
+    assert held[2] == ("exact", {keys["mala-da"]})  # β = 10 dropped: no later row samples it
+    assert keys["exact-g10"] == keys["mala-da"]
+    assert held[-1] == ("mala-released", {keys["mala-released"]})
