@@ -99,13 +99,11 @@ def against_exact(
     lb, gb = exact.value_and_grad(z) if reference is None else reference
     vs = f"{side.label} vs {exact.label}"
     errors, notes, flips = [], [], []
+    classes = onehot(exact.classes, len(z), exact.n_classes)
     for i in range(len(z)):
         error = rel_max(ga[i], gb[i])
         if gates and np.isfinite(error) and error > GRAD_TOL:
-            chain = {
-                "z": z[i : i + 1],
-                "class_onehot": onehot(_class_of(exact.classes, i), 1, exact.n_classes),
-            }
+            chain = {"z": z[i : i + 1], "class_onehot": classes[i : i + 1]}
             kinks = Kinks.of_module(exact.module, exact.takes, exact.outputs, chain)
             error, note, used = kink_allowance(
                 ga[i : i + 1], gb[i : i + 1], GRAD_TOL, kinks, ("logp", None, "z"), exact_ref=True
@@ -118,10 +116,6 @@ def against_exact(
         Check(f"forward logp: {vs}", rel_max(la, lb), FORWARD_TOL, gates=gates),
         Check(gradient, max(errors), GRAD_TOL, gates=gates, flips=flips),
     ]
-
-
-def _class_of(classes: np.ndarray | int, chain: int) -> int:
-    return int(classes) if np.ndim(classes) == 0 else int(np.asarray(classes)[chain])
 
 
 def finite_differences(
@@ -154,11 +148,9 @@ def run_parity(
     differences. On `device` "cuda" every backend runs there where it can (ORT and torch fall back to the
     CPU, and say so in `devices`)."""
     exact = exact_reference(posterior, classes, device)
-    reference = exact.value_and_grad(z)
     ort_b = make_backend("ort", posterior, classes, device)
     torch_b = make_backend("torch", posterior, classes, device)
-    checks = against_exact(ort_b, exact, z, reference=reference)
-    checks += against_exact(torch_b, exact, z, reference=reference)
+    checks = _both_sides(ort_b, torch_b, exact, z, other_gates=True)
     where = f"{ort_b.device}, {torch_b.device}, float64 {exact.device}"
     del torch_b
     if n_directions:
@@ -172,9 +164,12 @@ def sampling_gate(backend, posterior, classes, z: np.ndarray, device: str = "cpu
     gate; the other's say, when the sampling side fails, whether the graph itself is off."""
     from repro.runtime import BACKENDS
 
-    exact = exact_reference(posterior, classes, device)
-    reference = exact.value_and_grad(z)
     other = make_backend(BACKENDS[backend.name].checked_against, posterior, classes, device)
-    checks = against_exact(backend, exact, z, reference=reference)
-    checks += against_exact(other, exact, z, gates=False, reference=reference)
-    return checks
+    return _both_sides(backend, other, exact_reference(posterior, classes, device), z, other_gates=False)
+
+
+def _both_sides(first, other, exact: TorchBackend, z: np.ndarray, other_gates: bool) -> list[Check]:
+    """`first` (always gating) and `other` against one float64 value and gradient at z."""
+    reference = exact.value_and_grad(z)
+    checks = against_exact(first, exact, z, reference=reference)
+    return checks + against_exact(other, exact, z, gates=other_gates, reference=reference)

@@ -152,6 +152,20 @@ def posterior_key(row: Row) -> tuple[str, float | None, str, float]:
     return m.objective, m.prior_sigma, row.prior, row.guidance
 
 
+def _cell_record(cell: Cell, values: dict) -> dict:
+    """What every cell's meta record holds, whatever made its codes: its identity and its measured values."""
+    return {
+        "key": cell.key,
+        "row": cell.row.key,
+        "class_index": cell.class_index,
+        "chains": cell.chains,
+        "seed": cell.seed,
+        "settings": cell.row.settings(),
+        "per_chain": {key: v for key, v in values.items() if METRICS[key].unit == "chain"},
+        "per_class": {key: v for key, v in values.items() if METRICS[key].unit == "class"},
+    }
+
+
 def _backend_key(row: Row) -> tuple:
     """The posterior whose backend a row uses: an exact row's images and logits are those of β = 1."""
     return posterior_key(dataclasses.replace(row, guidance=1.0) if row.kind == "exact" else row)
@@ -285,14 +299,7 @@ class Worker:
             values = measure(subject)
             evaluated = self.metrics.has["evaluator"]
             meta = {
-                "key": cell.key,
-                "row": row.key,
-                "class_index": cell.class_index,
-                "chains": cell.chains,
-                "seed": cell.seed,
-                "settings": row.settings(),
-                "per_chain": {key: v for key, v in values.items() if METRICS[key].unit == "chain"},
-                "per_class": {key: v for key, v in values.items() if METRICS[key].unit == "class"},
+                **_cell_record(cell, values),
                 "diagnostics": {},
                 "evaluator_prediction": np.argmax(subject.evaluator[0], 1).tolist() if evaluated else None,
                 "n_nonfinite": [0] * cell.chains,
@@ -390,14 +397,7 @@ class Worker:
             values = {key: [NAN] * n if m.unit == "chain" else NAN for key, m in METRICS.items()}
         evaluated = self.metrics.has["evaluator"] and ok.any()
         meta = {
-            "key": cell.key,
-            "row": cell.row.key,
-            "class_index": k,
-            "chains": n,
-            "seed": cell.seed,
-            "settings": cell.row.settings(),
-            "per_chain": {key: v for key, v in values.items() if METRICS[key].unit == "chain"},
-            "per_class": {key: v for key, v in values.items() if METRICS[key].unit == "class"},
+            **_cell_record(cell, values),
             "diagnostics": diag,
             "evaluator_prediction": (
                 _spread(np.argmax(subject.evaluator[0], axis=1).tolist(), ok, None) if evaluated else None
