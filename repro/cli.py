@@ -336,7 +336,8 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
     default="standard",
     show_default=True,
     type=click.Choice(PRIORS),
-    help="the method's N(0, I), or the Gaussian fitted to real codes (the report's -prior rows)",
+    help="the method's N(0, I), or the Gaussian fitted to real codes: the form whose own draws look most "
+    "like real images (fitted: the report's -prior rows), or the diagonal or full-covariance form",
 )
 @click.option(
     "--guidance",

@@ -9,6 +9,7 @@ it from a model set's generator and classifier files (docs/architecture.md, "Dat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -25,20 +26,51 @@ OBJECTIVES = ("logit", "log_softmax")
 
 @dataclass(frozen=True, eq=False)
 class GaussianPrior:
-    """N(mean, diag(std²)) on z, fitted to the codes of real images (beyond the paper, whose N(0, I) holds
-    ‖z‖ near √D while real fc6 codes have per-unit std ≈ 4). `source` says how it was fitted; every result
-    that uses it names it."""
+    """N(mean, Σ) on z, fitted to the codes of real images (beyond the paper, whose N(0, I) holds ‖z‖ near √D
+    while real fc6 codes have per-unit std ≈ 4). Σ = diag(std) · R · diag(std): the per-unit stds, and the
+    units' correlations R through its lower Cholesky factor `corr_factor` (R = L Lᵀ), or None for R = I, a
+    diagonal prior. Stored by parts so the diagonal prior is the full one with L = I, and both whiten the same
+    way: log p(z) = −½‖L⁻¹ (z − mean) / std‖² + const. `source` says how it was fitted and `realism` what its
+    own draws looked like against real images (repro.evaluate.prior_realism); every result that uses it
+    names both."""
 
     mean: np.ndarray  # [D]
     std: np.ndarray  # [D], > 0
     source: str
+    corr_factor: np.ndarray | None = None  # [D, D] lower-triangular L with R = L Lᵀ; None: R = I
+    realism: tuple[dict, ...] = ()  # the candidates measured when it was chosen, this one marked "chosen"
+
+    @property
+    def form(self) -> str:
+        return "diagonal" if self.corr_factor is None else "full"
+
+    @cached_property
+    def whitening(self) -> np.ndarray | None:
+        """(L⁻¹)ᵀ in float64, so a batch of rows whitens by one product: u = s (L⁻¹)ᵀ."""
+        if self.corr_factor is None:
+            return None
+        return np.linalg.inv(np.asarray(self.corr_factor, np.float64)).T
+
+    def whiten(self, z: np.ndarray) -> np.ndarray:
+        """u [N, D] with log p(z) = −½‖u‖² + const, in float64 (the graph computes the same in float32)."""
+        s = (np.asarray(z, np.float64) - self.mean) / self.std
+        return s if self.whitening is None else s @ self.whitening
+
+    def draw(self, eps: np.ndarray) -> np.ndarray:
+        """Codes from standard normal draws eps [N, D]: mean + std ⊙ (L eps), in float64."""
+        e = np.asarray(eps, np.float64)
+        if self.corr_factor is not None:
+            e = e @ np.asarray(self.corr_factor, np.float64).T
+        return self.mean + self.std * e
 
     def describe(self) -> dict:
         return {
             "kind": "fitted Gaussian",
+            "form": self.form,
             "source": self.source,
             "mean_of_means": float(np.mean(self.mean)),
             "mean_of_stds": float(np.mean(self.std)),
+            "realism": list(self.realism),
         }
 
 
@@ -101,6 +133,12 @@ def build_posterior(
     if isinstance(prior, GaussianPrior):
         if not (np.all(np.isfinite(prior.mean)) and np.all(prior.std > 0) and np.all(np.isfinite(prior.std))):
             raise BadInput(f"prior ({prior.source}): every std must be finite and > 0, and every mean finite")
+        if prior.corr_factor is not None and not (
+            np.all(np.isfinite(prior.corr_factor)) and np.all(np.diag(prior.corr_factor) > 0)
+        ):
+            raise BadInput(
+                f"prior ({prior.source}): the correlation factor must be finite with a positive diagonal"
+            )
     elif prior is not None and not prior > 0:
         raise BadInput(f"prior sigma must be positive, got {prior}")
     if not (np.isfinite(spec.guidance) and spec.guidance > 0):
@@ -181,6 +219,19 @@ def build_posterior(
                 helper.make_node("Mul", ["z_off", "prior_inv_std"], ["z_std"], name="posterior/z_std"),
             ]
             centred = "z_std"
+            if prior.corr_factor is not None:
+                if prior.corr_factor.shape != (code_size, code_size):
+                    raise BadInput(
+                        f"prior ({prior.source}): expected a {code_size}×{code_size} correlation factor, "
+                        f"got {prior.corr_factor.shape}"
+                    )
+                const.append(numpy_helper.from_array(prior.whitening.astype(np.float32), "priorwhitening"))
+                nodes.append(
+                    helper.make_node(
+                        "MatMul", ["z_std", "priorwhitening"], ["z_white"], name="posterior/z_white"
+                    )
+                )
+                centred = "z_white"
         else:
             const.append(numpy_helper.from_array(np.array(-0.5 / prior**2, np.float32), "prior_coeff"))
         nodes += [

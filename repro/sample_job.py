@@ -66,7 +66,7 @@ from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
 from repro.images import grid, save_png, to_display
 from repro.modelsets import ModelSet, code_size, sha256_of
 from repro.parity import sampling_gate
-from repro.posterior import posterior_model
+from repro.posterior import GaussianPrior, Prior, posterior_model
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.runtime import make_backend
 from repro.samplers.initial import initial_codes
@@ -114,8 +114,8 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
         raise BadInput(f"--tuning: expected one of {', '.join(TUNINGS)}, got {job.tuning!r}")
     if job.prior not in PRIORS:
         raise BadInput(f"--prior: expected one of {', '.join(PRIORS)}, got {job.prior!r}")
-    if job.prior == "fitted" and m.prior_sigma is None:
-        raise BadInput(f"--prior fitted: method {job.method} has no prior term to replace")
+    if job.prior != "standard" and m.prior_sigma is None:
+        raise BadInput(f"--prior {job.prior}: method {job.method} has no prior term to replace")
     options = dict(m.published) if job.tuning == "paper" else m.dual_averaging(steps)
     if m.clip:
         bounds_file = job.clip_bounds or ms.clip_bounds
@@ -128,14 +128,16 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
         options["adapt"] = job.adapt
     options.update(job.options)
     _refuse_what_cannot_fit(job, steps, options.get("thin", 1))
-    settings = job_settings(job, steps, step_size, options)
     clip = options.get("clip")
+    out = Output.locate(out_dir)  # before any model is converted
+    scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
+    prior = job_prior(job, scorers)
+    settings = job_settings(job, steps, step_size, options, prior)
     if isinstance(clip, tuple) and isinstance(clip[1], Path):  # read now: a bad file stops the job first
         options["clip"] = (clip[0], samplers.load_bounds(clip[1], code_size(ms)))
-    out = Output.locate(out_dir)  # before any model is converted
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
-        record = _sample_into(out, job, settings, steps, step_size, options)
+        record = _sample_into(out, job, settings, steps, step_size, options, scorers, prior)
     bad = record["nonfinite"]
     if bad["count"]:  # the files stay, for the user to look at
         raise CheckFailed(
@@ -160,16 +162,32 @@ def _refuse_what_cannot_fit(job: SampleJob, steps: int, thin: object) -> None:
     )
 
 
+def job_prior(job: SampleJob, scorers: ImageMetrics) -> Prior:
+    """The prior term the job samples with: the method's σ, or a fitted Gaussian (repro.evaluate.code_prior;
+    "fitted" measures its candidates with the set's scorers)."""
+    if job.prior == "standard":
+        return method(job.method).prior_sigma
+    form = job.prior.removeprefix("fitted").removeprefix("-") or "fitted"
+    return fitted_prior(job.models, code_size(job.models), form, scorers)
+
+
 def _sample_into(
-    out: Output, job: SampleJob, settings: dict, steps: int, step_size: float, options: dict
+    out: Output,
+    job: SampleJob,
+    settings: dict,
+    steps: int,
+    step_size: float,
+    options: dict,
+    scorers: ImageMetrics,
+    prior: Prior,
 ) -> dict:
     m = method(job.method)
     ms = job.models
-    scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
-    prior = fitted_prior(ms, code_size(ms)) if job.prior == "fitted" else m.prior_sigma
     model = posterior_model(ms, m.objective, prior, job.guidance)
     backend = make_backend(job.backend, model, job.class_index, job.device)
-    z0 = initial_codes(job.seed, job.chains, backend.code_size)
+    z0 = initial_codes(
+        job.seed, job.chains, backend.code_size, prior if isinstance(prior, GaussianPrior) else None
+    )
 
     timings: dict[str, float] = {}
     parity = []
@@ -301,8 +319,10 @@ def _per_chain(values: list, finite: np.ndarray) -> list:
 _NOT_IDENTITY = ("root", "manifest", "clip_bounds", "real_images")
 
 
-def job_settings(job: SampleJob, steps: int, step_size: float, options: dict) -> dict:
-    """Everything that decides the job's output files but the timings, as plain JSON (see the docstring)."""
+def job_settings(job: SampleJob, steps: int, step_size: float, options: dict, prior: Prior) -> dict:
+    """Everything that decides the job's output files but the timings, as plain JSON (see the docstring).
+    A fitted prior counts by content: it depends on files the model set's identity leaves out (real
+    images) and, for "fitted", on the scorers that chose it."""
     m = method(job.method)
     settings = {
         "models": job.models.name,
@@ -313,6 +333,7 @@ def job_settings(job: SampleJob, steps: int, step_size: float, options: dict) ->
         "prior_sigma": m.prior_sigma,
         "tuning": job.tuning,
         "prior": job.prior,
+        "prior_fit": _prior_identity(prior),
         "guidance": job.guidance,
         "chains": job.chains,
         "steps": steps,
@@ -323,6 +344,14 @@ def job_settings(job: SampleJob, steps: int, step_size: float, options: dict) ->
         "device": job.device,
     }
     return json.loads(json.dumps(settings))
+
+
+def _prior_identity(prior: Prior) -> object:
+    """A fitted prior by its numbers (not by the measurements that chose it, which may differ in the last
+    bits from one machine to another while choosing the same prior)."""
+    if not isinstance(prior, GaussianPrior):
+        return None
+    return _identity({"mean": prior.mean, "std": prior.std, "corr_factor": prior.corr_factor})
 
 
 def models_id(ms: ModelSet) -> str:

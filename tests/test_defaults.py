@@ -45,3 +45,12 @@ def test_the_quick_report_of_the_readme(tmp_path, capsys):
     assert metrics["settings"]["quick"] is True and len(metrics["settings"]["classes"]) == 3
     assert all(t["ours"]["n"] > 0 for t in metrics["table2"])
     assert (out / "index.html").exists()
+    # the -prior rows' prior: both forms and the paper's N(0, I) measured, the lowest-KID form chosen
+    priors = metrics["priors"]
+    table = {m["prior"]: m for m in priors["realism"]}
+    assert list(table) == ["N(0, I)", "diagonal", "full"]
+    assert table[priors["form"]]["chosen"] and sum(m["chosen"] for m in table.values()) == 1
+    assert table[priors["form"]]["kid"] == min(table["diagonal"]["kid"], table["full"]["kid"])
+    prior_rows = [r for r in metrics["rows"] if r["key"].endswith("-prior")]
+    assert prior_rows and all(r["prior"]["form"] == priors["form"] for r in prior_rows)
+    assert "## Priors: how real their own draws look" in (out / "report.md").read_text()

@@ -83,3 +83,34 @@ def test_sample_options_that_do_not_apply_are_refused_in_one_line(method, option
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_fitted_prior_counts_by_content_and_chains_start_at_its_draws(tmp_path, monkeypatch):
+    """`--prior fitted-full`: run.json's settings identify the prior by its numbers (it depends on real
+    images, which the model set's identity leaves out), and the chains start at draws of it, the same noise
+    as N(0, I) chains, mapped through it."""
+    import json
+
+    from repro.cli import main
+    from repro.evaluate.code_prior import fitted_prior
+    from repro.modelsets import resolve
+    from repro.sample_job import _prior_identity
+    from repro.samplers.initial import initial_codes
+
+    ms = resolve("embedded")
+    prior = fitted_prior(ms, 512, "full")
+    noise = initial_codes(0, 2, 512)
+    # (noise here is float32, rounded before the mapping)
+    np.testing.assert_allclose(initial_codes(0, 2, 512, prior), prior.draw(noise), rtol=1e-5, atol=1e-5)
+    out = tmp_path / "out"
+    args = ["sample", "--class", "1", "--method", "mala", "--chains", "2", "--steps", "4", "--tuning"]
+    args += ["dual-averaging", "--prior", "fitted-full", "--no-parity-check", "-o", str(out)]
+    assert main(args) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["prior"] == "fitted-full"
+    assert record["settings"]["prior_fit"] == json.loads(json.dumps(_prior_identity(prior)))
+    assert record["settings"]["prior_fit"]["corr_factor"]["shape"] == [512, 512]
+    # the first kept state is one step from the start: near the prior draw, far from the N(0, I) code
+    first = np.load(out / "samples.npz")["samples"][0]
+    start = prior.draw(noise)
+    assert np.linalg.norm(first - start) < 0.5 * np.linalg.norm(first - noise)

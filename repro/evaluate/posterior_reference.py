@@ -48,13 +48,12 @@ def draw_prior(prior: Prior, n: int, code_size: int, seed: int | np.random.Gener
     (None) has no draws."""
     rng = np.random.default_rng(seed)
     if isinstance(prior, GaussianPrior):
-        mean, std = np.asarray(prior.mean, np.float64), np.asarray(prior.std, np.float64)
-        if mean.shape != (code_size,) or std.shape != (code_size,):
+        if prior.mean.shape != (code_size,):
             raise BadInput(
-                f"prior: the fitted Gaussian has mean {mean.shape} and std {std.shape}, "
-                f"the generator's code has {code_size} units"
+                f"prior: the fitted Gaussian has {prior.mean.shape[0]} units, "
+                f"the generator's code has {code_size}"
             )
-        return mean + std * rng.standard_normal((n, code_size))
+        return prior.draw(rng.standard_normal((n, code_size)))
     if isinstance(prior, (int, float)) and not isinstance(prior, bool) and prior > 0:
         return float(prior) * rng.standard_normal((n, code_size))
     raise BadInput(f"prior: expected σ > 0 or a GaussianPrior to draw from, got {prior!r}")

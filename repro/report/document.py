@@ -236,6 +236,39 @@ EXACT_TEXT = (
 )
 
 
+def _priors_table(priors: dict | None) -> Table | None:
+    """The realism of each candidate prior's own draws (repro.evaluate.prior_realism); None when the plan
+    has no `-prior` rows or nothing could be measured."""
+    if not priors or not priors["realism"]:
+        return None
+    return Table(
+        ["prior", "KID ↓", "precision ↑", "recall ↑", "evaluator agrees with classifier", "the -prior rows"],
+        [
+            [
+                m["prior"] + (" (the paper's)" if m["prior"] == "N(0, I)" else ""),
+                f"{m['kid']:.3f}",
+                f"{m['precision']:.3f}",
+                f"{m['recall']:.3f}",
+                f"{m['agreement']:.3f}",
+                "✓" if m["chosen"] else "",
+            ]
+            for m in priors["realism"]
+        ],
+    )
+
+
+def _priors_text(priors: dict) -> str:
+    first = priors["realism"][0]
+    return (
+        f"Images G(z) of {first['draws']} codes drawn from each prior (the same noise for every prior), "
+        f"against {first['real_images']} real images of every class, in the evaluator's feature space. A "
+        "prior draw belongs to no class, so in place of accuracy: how often the evaluator sees the class the "
+        "classifier sees. The fitted priors have the same per-unit means and stds; the full one adds the "
+        "units' correlations. The -prior rows use the one with the lowest KID: "
+        f"{priors['form']} ({priors['source']})."
+    )
+
+
 def _verdict_cell(v: dict) -> str:
     """A setting's verdict, and beside it the verdict of each other reading of a realism claim."""
     others = [f"{name.upper()}: {r['verdict']}" for name, r in v.items() if isinstance(r, dict)]
@@ -303,6 +336,11 @@ def build_document(r: dict) -> list[Block]:
         *(
             [Heading("Samplers against the exact posterior"), Para(EXACT_TEXT), exact, versus]
             if (exact := _exact_table(r)) and (versus := _vs_exact_table(r))
+            else []
+        ),
+        *(
+            [Heading("Priors: how real their own draws look"), Para(_priors_text(r["priors"])), table]
+            if (table := _priors_table(r.get("priors")))
             else []
         ),
         Heading("Sampler variant"),

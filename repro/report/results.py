@@ -168,6 +168,7 @@ def build_results(
             for key, m in METRICS.items()
         },
         "rows": rows,
+        "priors": fitted_prior,
         "reference": reference,
         "table2": table2,
         "claims": [c.as_dict() for c in claims],

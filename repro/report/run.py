@@ -2,7 +2,8 @@
 (row × class) is measured and saved atomically under cells/, keyed by its settings, so a re-run with the
 same arguments only loads.
 
-Every class's chain j starts from the same code in every row. In a row that batches its classes, chain j of
+Every class's chain j starts from the same code in every row (the same noise, mapped through the fitted
+prior in the `-prior` rows: repro.samplers.initial). In a row that batches its classes, chain j of
 the i-th class uses the sampler's random stream i·chains + j (the sampler gives chain n of a call stream n),
 so such a row always runs whole: running only its missing classes would hand them other streams than their
 keys promise. Rows that run one class per call (Row.batches_classes says which) use streams j. Long calls
@@ -56,7 +57,9 @@ from repro.samplers.methods import METHODS
 if TYPE_CHECKING:
     from repro.report.executors import Executor
 
-CELL_VERSION = 3  # 2: the feature-space metrics (kid, fd, precision, recall); 3: ‖z‖²/D
+# 2: the feature-space metrics (kid, fd, precision, recall); 3: ‖z‖²/D; 4: the fitted prior chosen by the
+# realism of its draws, and `-prior` chains started at its draws
+CELL_VERSION = 4
 
 
 @dataclass
@@ -224,7 +227,7 @@ class Worker:
     def fitted_prior(self) -> GaussianPrior:
         """The `-prior` rows' Gaussian, fitted once (repro.evaluate.code_prior)."""
         if self._prior is None:
-            self._prior = fitted_prior(self.ms, code_size(self.ms))
+            self._prior = fitted_prior(self.ms, code_size(self.ms), metrics=self.metrics)
         return self._prior
 
     def upper_bounds(self, code_size: int) -> np.ndarray | None:
@@ -339,7 +342,8 @@ class Worker:
             else np.repeat([c.class_index for c in cells], plan.chains)
         )
         code_size = backend.code_size
-        z0 = np.concatenate([initial_codes(plan.seed, plan.chains, code_size) for _ in cells])
+        start = self.fitted_prior() if row.prior == "fitted" else None  # chains start at draws of their prior
+        z0 = np.concatenate([initial_codes(plan.seed, plan.chains, code_size, start) for _ in cells])
         options = dict(row.options)
         if row.clip:
             options["clip"] = (0.0, self.upper_bounds(code_size))
@@ -427,7 +431,7 @@ class ExactDraws:
 def _log_prior(z: np.ndarray, prior: float | GaussianPrior) -> np.ndarray:
     """log p(z) up to its constant, as the posterior graph adds it."""
     if isinstance(prior, GaussianPrior):
-        return -0.5 * np.sum(((z - prior.mean) / prior.std) ** 2, axis=1)
+        return -0.5 * np.sum(prior.whiten(z) ** 2, axis=1)
     return -0.5 * np.sum(z**2, axis=1) / prior**2
 
 

@@ -36,9 +36,9 @@ RELEASED_HMC = {**RELEASED_SCHEDULE, "n_leapfrog": 5}
 WARMUP_FRACTION = 0.25  # share of a dual-averaging run's iterations spent in warm-up
 # How a run of a method may depart from its published settings, as the report's rows beyond the paper do:
 # its step sizes (the published schedules, or `Method.dual_averaging`) and its prior (the method's own
-# N(0, σ²I), or a Gaussian fitted to real codes).
+# N(0, σ²I), or a Gaussian fitted to real codes: the form whose draws look most real, or one form named).
 TUNINGS = ("paper", "dual-averaging")
-PRIORS = ("standard", "fitted")
+PRIORS = ("standard", "fitted", "fitted-diagonal", "fitted-full")
 
 
 @dataclass(frozen=True)
