@@ -5,7 +5,8 @@ A target is any object with `value_and_grad(z[C, D]) -> (logp[C], grad[C, D])` (
 read `logits(z)`). Each kernel module (map.py, mala.py, hmc.py, mala_released.py, hmc_released.py) has the
 same shape: `init(target, z0)`, and `build(bounds, **options)` returning one
 `step(state, target, step_size, draws, t)` over plain state records; MALA and HMC end in the shared
-Metropolis–Hastings test (accept.py). methods.py is the one table of method names; run.py drives any of them.
+Metropolis–Hastings test (accept.py); kernel.py lists the names a kernel module must hold, which `METHODS`
+checks as it is built. methods.py is the one table of method names; run.py drives any of them.
 """
 
 from repro.samplers.bounds import load_bounds

@@ -22,6 +22,7 @@ from types import ModuleType
 from repro.errors import BadInput
 from repro.samplers import hmc, hmc_released, mala, mala_released
 from repro.samplers import map as map_kernel
+from repro.samplers.kernel import check_kernel
 
 # DGN-AM's act_max.py as its CaffeNet script ran it: lr0 → 1e-10 linear, h/mean|h|, ×0.99 per iteration.
 DGN_AM = {"schedule": "linear", "lr_end": 1e-10, "normalize": True, "decay": 0.99}
@@ -44,7 +45,7 @@ PRIORS = ("standard", "fitted", "fitted-diagonal", "fitted-full")
 @dataclass(frozen=True)
 class Method:
     name: str
-    kernel: ModuleType  # a kernel module: init, build, OPTIONS, TARGET_ACCEPT, DRAWS, gradients_per_step
+    kernel: ModuleType  # a kernel module, keeping repro.samplers.kernel.CONTRACT (checked below)
     label: str  # how tables and figures name it
     objective: str  # the posterior's objective: "logit" (DGN-AM's a_k) or "log_softmax" (log p(k|x))
     prior_sigma: float | None  # N(0, σ²I) prior on z; None: no prior term (DGN-AM)
@@ -57,6 +58,9 @@ class Method:
     step_size: float | None = None  # `sample`'s default step size
     paper_key: str | None = None  # the paper's Table 2 row this method reproduces
     released: str | None = None  # the authors' released code this preset computes (repository@commit)
+
+    def __post_init__(self) -> None:
+        check_kernel(self.kernel)
 
     @property
     def mcmc(self) -> bool:
