@@ -60,6 +60,16 @@ class ModelSet:
         """The published run's start step on this set (the field the method's table entry names)."""
         return float(getattr(self, method.start_step))
 
+    def check_classes(self, classes: list[int]) -> None:
+        """BadInput naming the first class index this set does not have: the one check of `repro sample`'s
+        --class and `repro report`'s --classes (the posterior graph's one-hot has its own, for any caller)."""
+        n = len(self.class_names)
+        bad = [k for k in classes if not 0 <= k < n]
+        if bad:
+            raise BadInput(
+                f"class index {bad[0]} is outside model set {self.name}'s {n} classes (0..{n - 1})"
+            )
+
 
 KNOWN_EXTERNAL = {
     "dgn-caffenet": {

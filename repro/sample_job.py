@@ -6,7 +6,7 @@ written down in that one table.
 
 Output folder OUT, as one unit. Beside OUT (in its parent, so every rename stays on one file system) a job
 keeps `.OUT.sample-work/`: `job.json` (the job's settings, below, and the software versions) and
-`checkpoint.npz`, the sampler's checkpoint every max(25, steps // 20) steps. The same command again
+`checkpoint.npz`, the sampler's checkpoint (`repro.samplers.checkpoint.cadence`). The same command again
 continues from it bit for bit; a checkpoint whose job.json differs (another run, or other versions) is
 refused, naming the first differing key, unless --replace discards it. The finished files are written into a
 fresh `.OUT.sample-new-<hex>/` and renamed onto OUT: an absent or empty OUT in one rename, a full one by
@@ -69,6 +69,7 @@ from repro.parity import sampling_gate
 from repro.posterior import GaussianPrior, Prior, posterior_model
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.runtime import make_backend
+from repro.samplers import checkpoint as npz_record
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import PRIORS, TUNINGS, method
 from repro.versions import versions
@@ -103,11 +104,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     run's files, and discard an interrupted other run's checkpoint."""
     m = method(job.method)
     ms = job.models
-    if not 0 <= job.class_index < len(ms.class_names):
-        raise BadInput(
-            f"class index {job.class_index} is outside model set {ms.name}'s {len(ms.class_names)} classes "
-            f"(0..{len(ms.class_names) - 1})"
-        )
+    ms.check_classes([job.class_index])
     step_size = ms.start_step(m) if job.step_size is None else job.step_size
     steps = job.steps or m.published_steps
     if job.tuning not in TUNINGS:
@@ -221,7 +218,7 @@ def _sample_into(
         step_size,
         progress=job.progress,
         checkpoint=out.checkpoint,
-        checkpoint_every=max(25, steps // 20),
+        checkpoint_every=npz_record.cadence(steps),
         resume=True,
         **options,
     )

@@ -338,10 +338,7 @@ def make_plan(
     guidance: tuple[float, ...] = GUIDANCE_LEVELS,
     exact_draws: int | None = None,
 ) -> Plan:
-    n = len(ms.class_names)
-    bad = [k for k in classes if not 0 <= k < n]
-    if bad:
-        raise BadInput(f"class {bad[0]} is outside model set {ms.name}'s {n} classes (0..{n - 1})")
+    ms.check_classes(classes)
     if not classes:
         raise BadInput("--classes is empty")
     if chains < 2:

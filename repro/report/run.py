@@ -358,7 +358,7 @@ class Worker:
             row.step_size,
             thin=max(1, row.steps // 100),
             checkpoint=ckpt,
-            checkpoint_every=max(25, row.steps // 20),
+            checkpoint_every=npz_record.cadence(row.steps),
             resume=True,
             progress=self.progress,
             **options,

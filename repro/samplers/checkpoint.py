@@ -19,6 +19,12 @@ VERSION = 1
 _MASK = (1 << 64) - 1
 
 
+def cadence(steps: int) -> int:
+    """Steps between checkpoints of a run of `steps`: about 20 a run, none closer than 25 steps, so a short
+    run does not spend its time writing files."""
+    return max(25, steps // 20)
+
+
 def rng_states(rngs: list[np.random.Generator]) -> np.ndarray:
     """PCG64 states as uint64 [C, 6]: state hi/lo, increment hi/lo, has_uint32, uinteger."""
     rows = []
