@@ -65,15 +65,16 @@ def _peak_rss_mb() -> float:
 
 
 def _from_file(name: str, path: str, device: str):
-    return make_backend(name, Path(path), 0, device)
+    return make_backend(name, Path(path), device)
 
 
 def _eager(parts: PosteriorParts, device: str):
     from repro.eager_port import EagerPosterior
 
-    return EagerPosterior(parts, 0, device)
+    return EagerPosterior(parts, device)
 
 
+TIMED_CLASS = 0  # the class timed calls aim at: a call costs the same for every class
 PAUSE_S = 0.2  # between two children's calls, so that one's spinning worker threads are idle before the next
 
 
@@ -83,11 +84,11 @@ def _child(make: Callable, batch: int, seed: int, conn) -> None:
     try:
         backend = make()
         z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
-        backend.value_and_grad(z)  # warm-up: allocations, kernel selection
+        backend.value_and_grad(z, TIMED_CLASS)  # warm-up: allocations, kernel selection
         conn.send({"ready": True})
         while conn.recv() == "run":
             t0 = time.perf_counter()
-            backend.value_and_grad(z)
+            backend.value_and_grad(z, TIMED_CLASS)
             conn.send({"time_s": time.perf_counter() - t0})
         where = str(getattr(backend, "device", "cpu"))  # what it ran on (a backend falls back to the CPU)
         conn.send({"peak_rss_mb": _peak_rss_mb(), "device": where})
@@ -98,11 +99,11 @@ def _child(make: Callable, batch: int, seed: int, conn) -> None:
 def call_times(backend, batch: int, repeats: int, seed: int = 0) -> list[float]:
     """Seconds of `repeats` value-and-grad calls at `batch` chains, after one warm-up call."""
     z = np.random.default_rng(seed).standard_normal((batch, backend.code_size)).astype(np.float32)
-    backend.value_and_grad(z)  # warm-up: allocations, kernel selection
+    backend.value_and_grad(z, TIMED_CLASS)  # warm-up: allocations, kernel selection
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        backend.value_and_grad(z)
+        backend.value_and_grad(z, TIMED_CLASS)
         times.append(time.perf_counter() - t0)
     return times
 

@@ -59,11 +59,10 @@ class EagerPosterior:
     name = "eager"
     label = "torch eager (hand-written)"
 
-    def __init__(self, parts: PosteriorParts, classes: np.ndarray | int, device: str = "cpu"):
+    def __init__(self, parts: PosteriorParts, device: str = "cpu"):
         why = unavailable(parts)
         if why is not None:
             raise BadInput(f"eager port: not available for this model set: {why}")
-        self.classes = classes
         self.device = resolve_device(device)
         self.crop = slice(parts.crop_offset, parts.crop_offset + parts.crop_size)
         self._g = {k: [t.to(self.device) for t in v] for k, v in _weights(parts.generator).items()}
@@ -93,13 +92,13 @@ class EagerPosterior:
             x = F.relu(_linear(x, self._c[name]))  # Dropout is the identity at test time
         return _linear(x, self._c["fc8"])
 
-    def logp(self, z: torch.Tensor) -> torch.Tensor:
+    def logp(self, z: torch.Tensor, classes: np.ndarray | int) -> torch.Tensor:
         logits = self.classify(self.generate(z)[:, :, self.crop, self.crop])
-        selected = torch.from_numpy(onehot(self.classes, len(z), self.n_classes)).to(self.device)
+        selected = torch.from_numpy(onehot(classes, len(z), self.n_classes)).to(self.device)
         return (F.log_softmax(logits, dim=1) * selected).sum(1) - 0.5 * (z * z).sum(1)
 
-    def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def value_and_grad(self, z: np.ndarray, classes: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         zt = torch.tensor(np.asarray(z), dtype=torch.float32, device=self.device, requires_grad=True)
-        logp = self.logp(zt)
+        logp = self.logp(zt, classes)
         (grad,) = torch.autograd.grad(logp.sum(), zt)
         return logp.detach().cpu().numpy(), grad.cpu().numpy()

@@ -82,28 +82,28 @@ def kink_allowance(
     return found["error"], f"element-wise {error:.1e}; {note}", found["flips"]
 
 
-def exact_reference(posterior, classes, device: str = "cpu") -> TorchBackend:
+def exact_reference(posterior, device: str = "cpu") -> TorchBackend:
     """torch autograd over the posterior graph in float64: the reference every float32 side is judged by."""
-    return TorchBackend(posterior, classes, device=device, dtype=torch.float64)
+    return TorchBackend(posterior, device=device, dtype=torch.float64)
 
 
 def against_exact(
-    side, exact: TorchBackend, z: np.ndarray, gates: bool = True, reference=None
+    side, exact: TorchBackend, z: np.ndarray, classes, gates: bool = True, reference=None
 ) -> list[Check]:
     """Forward and gradient of `side` against the float64 `exact` backend (its value and gradient at z may
     be passed as `reference`, to compute them once for several sides). A gating side's chain whose gradient
     is off by more than GRAD_TOL is measured again with `kink_allowance`, on that chain alone (chains are
     independent); a side that does not gate is reported as it is (the search costs a float64 gradient per
     kink)."""
-    la, ga = side.value_and_grad(z)
-    lb, gb = exact.value_and_grad(z) if reference is None else reference
+    la, ga = side.value_and_grad(z, classes)
+    lb, gb = exact.value_and_grad(z, classes) if reference is None else reference
     vs = f"{side.label} vs {exact.label}"
     errors, notes, flips = [], [], []
-    classes = onehot(exact.classes, len(z), exact.n_classes)
+    selected = onehot(classes, len(z), exact.n_classes)
     for i in range(len(z)):
         error = rel_max(ga[i], gb[i])
         if gates and np.isfinite(error) and error > GRAD_TOL:
-            chain = {"z": z[i : i + 1], "class_onehot": classes[i : i + 1]}
+            chain = {"z": z[i : i + 1], "class_onehot": selected[i : i + 1]}
             kinks = Kinks.of_module(exact.module, exact.takes, exact.outputs, chain)
             error, note, used = kink_allowance(
                 ga[i : i + 1], gb[i : i + 1], GRAD_TOL, kinks, ("logp", None, "z"), exact_ref=True
@@ -119,19 +119,20 @@ def against_exact(
 
 
 def finite_differences(
-    ort_backend, torch64_backend, z: np.ndarray, n_directions: int, seed: int
+    ort_backend, torch64_backend, z: np.ndarray, classes, n_directions: int, seed: int
 ) -> list[Check]:
     """Directional derivatives g·v of the ORT gradient vs float64 central differences of the torch forward."""
     rng = np.random.default_rng(seed)
-    _, grad = ort_backend.value_and_grad(z)
+    _, grad = ort_backend.value_and_grad(z, classes)
     z64 = np.asarray(z, np.float64)
     checks = []
     for i in range(n_directions):
         v = rng.standard_normal(z.shape)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
-        fd = (torch64_backend.logp(z64 + FD_STEP * v) - torch64_backend.logp(z64 - FD_STEP * v)) / (
-            2 * FD_STEP
-        )
+        fd = (
+            torch64_backend.logp(z64 + FD_STEP * v, classes)
+            - torch64_backend.logp(z64 - FD_STEP * v, classes)
+        ) / (2 * FD_STEP)
         gv = np.sum(grad.astype(np.float64) * v, axis=1)
         err = np.abs(gv - fd) / np.maximum(np.maximum(np.abs(fd), np.abs(gv)), 1e-12)
         checks.append(
@@ -147,14 +148,14 @@ def run_parity(
     and torch autograd, each against torch autograd in float64, and ORT-VJP against float64 finite
     differences. On `device` "cuda" every backend runs there where it can (ORT and torch fall back to the
     CPU, and say so in `devices`)."""
-    exact = exact_reference(posterior, classes, device)
-    ort_b = make_backend("ort", posterior, classes, device)
-    torch_b = make_backend("torch", posterior, classes, device)
-    checks = _both_sides(ort_b, torch_b, exact, z, other_gates=True)
+    exact = exact_reference(posterior, device)
+    ort_b = make_backend("ort", posterior, device)
+    torch_b = make_backend("torch", posterior, device)
+    checks = _both_sides(ort_b, torch_b, exact, z, classes, other_gates=True)
     where = f"{ort_b.device}, {torch_b.device}, float64 {exact.device}"
     del torch_b
     if n_directions:
-        checks += finite_differences(ort_b, exact, z, n_directions, seed)
+        checks += finite_differences(ort_b, exact, z, classes, n_directions, seed)
     return [dataclasses.replace(c, devices=where) for c in checks]
 
 
@@ -164,12 +165,12 @@ def sampling_gate(backend, posterior, classes, z: np.ndarray, device: str = "cpu
     gate; the other's say, when the sampling side fails, whether the graph itself is off."""
     from repro.runtime import BACKENDS
 
-    other = make_backend(BACKENDS[backend.name].checked_against, posterior, classes, device)
-    return _both_sides(backend, other, exact_reference(posterior, classes, device), z, other_gates=False)
+    other = make_backend(BACKENDS[backend.name].checked_against, posterior, device)
+    return _both_sides(backend, other, exact_reference(posterior, device), z, classes, other_gates=False)
 
 
-def _both_sides(first, other, exact: TorchBackend, z: np.ndarray, other_gates: bool) -> list[Check]:
+def _both_sides(first, other, exact: TorchBackend, z: np.ndarray, classes, other_gates: bool) -> list[Check]:
     """`first` (always gating) and `other` against one float64 value and gradient at z."""
-    reference = exact.value_and_grad(z)
-    checks = against_exact(first, exact, z, reference=reference)
-    return checks + against_exact(other, exact, z, gates=other_gates, reference=reference)
+    reference = exact.value_and_grad(z, classes)
+    checks = against_exact(first, exact, z, classes, reference=reference)
+    return checks + against_exact(other, exact, z, classes, gates=other_gates, reference=reference)

@@ -68,7 +68,7 @@ from repro.modelsets import ModelSet, code_size, sha256_of
 from repro.parity import sampling_gate
 from repro.posterior import GaussianPrior, Prior, posterior_model
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
-from repro.runtime import make_backend
+from repro.runtime import ClassTarget, make_backend
 from repro.samplers import checkpoint as npz_record
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import PRIORS, TUNINGS, method
@@ -181,7 +181,7 @@ def _sample_into(
     m = method(job.method)
     ms = job.models
     model = posterior_model(ms, m.objective, prior, job.guidance)
-    backend = make_backend(job.backend, model, job.class_index, job.device)
+    backend = make_backend(job.backend, model, job.device)
     z0 = initial_codes(
         job.seed, job.chains, backend.code_size, prior if isinstance(prior, GaussianPrior) else None
     )
@@ -210,7 +210,7 @@ def _sample_into(
     out.start(settings)
     t0 = time.perf_counter()
     result = samplers.sample(
-        backend,
+        ClassTarget(backend, job.class_index),
         job.method,
         z0,
         steps,

@@ -23,8 +23,8 @@ def guided(beta: float, objective: str = "log_softmax", prior=1.0):
 def test_the_likelihood_term_is_multiplied_by_beta_and_the_prior_is_not(objective):
     z, classes = codes(3), np.array([0, 3, 1])
     prior = -0.5 * (z.astype(np.float64) ** 2).sum(1)
-    one = OrtBackend(guided(1.0, objective), classes).value_and_grad(z)[0].astype(np.float64)
-    ten = OrtBackend(guided(10.0, objective), classes).value_and_grad(z)[0].astype(np.float64)
+    one = OrtBackend(guided(1.0, objective)).value_and_grad(z, classes)[0].astype(np.float64)
+    ten = OrtBackend(guided(10.0, objective)).value_and_grad(z, classes)[0].astype(np.float64)
     np.testing.assert_allclose(ten - prior, 10.0 * (one - prior), rtol=1e-5, atol=1e-4)
 
 

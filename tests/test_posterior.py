@@ -69,7 +69,7 @@ def test_posterior_equals_generator_crop_classifier_composed_by_hand(objective, 
     model, g, c = tiny_posterior(objective, prior)
     z = codes(3)
     classes = np.array([0, 4, 2])
-    logp = OrtBackend(model, classes).value_and_grad(z)[0]
+    logp = OrtBackend(model).value_and_grad(z, classes)[0]
 
     img = np.concatenate(
         [
@@ -106,21 +106,21 @@ def test_per_chain_classes_give_per_chain_gradients():
     """Chain b's gradient depends only on chain b's code and class, whatever else is in the batch."""
     model, _, _ = tiny_posterior()
     z = codes(3)
-    together = OrtBackend(model, np.array([0, 1, 2])).value_and_grad(z)[1]
-    alone = OrtBackend(model, 1).value_and_grad(z[1:2])[1]
+    together = OrtBackend(model).value_and_grad(z, np.array([0, 1, 2]))[1]
+    alone = OrtBackend(model).value_and_grad(z[1:2], 1)[1]
     assert np.allclose(together[1], alone[0], rtol=1e-5, atol=1e-6)
 
 
 def test_torch_backend_images_equal_ort_images():
     model, _, _ = tiny_posterior()
     z = codes(2)
-    assert rel_max(TorchBackend(model, 0).images(z), OrtBackend(model, 0).images(z)) < 1e-5
+    assert rel_max(TorchBackend(model).images(z), OrtBackend(model).images(z)) < 1e-5
 
 
 def test_class_outside_classifier_is_bad_input():
     model, _, _ = tiny_posterior()
     with pytest.raises(BadInput, match="class index 5 is outside the classifier's 5 outputs"):
-        OrtBackend(model, 5).value_and_grad(codes(1))
+        OrtBackend(model).value_and_grad(codes(1), 5)
 
 
 def test_crop_that_does_not_fit_is_bad_input():
@@ -192,8 +192,8 @@ def test_a_fitted_gaussian_prior_is_its_closed_form_and_differentiates_exactly()
     with_prior, _, _ = tiny_posterior("logit", prior)
     without, _, _ = tiny_posterior("logit", None)
     z = codes(3)
-    logp = OrtBackend(with_prior, 2).value_and_grad(z)[0].astype(np.float64)
-    base = OrtBackend(without, 2).value_and_grad(z)[0].astype(np.float64)
+    logp = OrtBackend(with_prior).value_and_grad(z, 2)[0].astype(np.float64)
+    base = OrtBackend(without).value_and_grad(z, 2)[0].astype(np.float64)
     expected = -0.5 * (((z.astype(np.float64) - prior.mean) / prior.std) ** 2).sum(1)
     np.testing.assert_allclose(logp - base, expected, rtol=1e-5, atol=1e-4)
     checks = run_parity(with_prior, 2, z, n_directions=2)
@@ -221,8 +221,8 @@ def test_a_full_covariance_prior_is_its_closed_form_and_differentiates_exactly()
     with_prior, _, _ = tiny_posterior("logit", prior)
     without, _, _ = tiny_posterior("logit", None)
     z = codes(3)
-    logp = OrtBackend(with_prior, 2).value_and_grad(z)[0].astype(np.float64)
-    base = OrtBackend(without, 2).value_and_grad(z)[0].astype(np.float64)
+    logp = OrtBackend(with_prior).value_and_grad(z, 2)[0].astype(np.float64)
+    base = OrtBackend(without).value_and_grad(z, 2)[0].astype(np.float64)
     off = z.astype(np.float64) - prior.mean
     expected = -0.5 * np.einsum("nd,nd->n", off, np.linalg.solve(cov, off.T).T)
     np.testing.assert_allclose(logp - base, expected, rtol=1e-5, atol=1e-3)

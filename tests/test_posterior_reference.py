@@ -21,7 +21,7 @@ from repro.evaluate.posterior_reference import (
     resample,
     snis,
 )
-from repro.posterior import GaussianPrior, onehot
+from repro.posterior import GaussianPrior
 
 D, A = 4, 3.0
 U = np.array([1.0, 2.0, -2.0, 0.5]) / np.linalg.norm([1.0, 2.0, -2.0, 0.5])
@@ -30,17 +30,15 @@ PHI = np.exp(-(S**2) / 2) / np.sqrt(2 * np.pi)
 
 
 class Logistic:
-    """A backend whose logits are [0, a·u·z + b], so that their softmax is the logistic likelihood. Like
-    ORT's, it builds a one-hot row per code from `classes`, so a stale per-chain class array breaks it."""
+    """A backend whose logits are [0, a·u·z + b], so that their softmax is the logistic likelihood."""
 
     name = label = "logistic"
     n_classes, code_size = 2, D
 
-    def __init__(self, b: float, classes=0):
-        self.b, self.classes = b, classes
+    def __init__(self, b: float):
+        self.b = b
 
     def logits(self, z):
-        onehot(self.classes, len(z), self.n_classes)
         return np.stack([np.zeros(len(z)), A * (z @ U) + self.b], axis=1)
 
     def images(self, z):
@@ -172,12 +170,10 @@ def test_fitted_gaussian_prior_draws_with_its_mean_and_std():
         draw_prior(None, 10, 4, seed=0)
 
 
-def test_scoring_batches_all_classes_and_puts_the_target_class_back():
-    chains = np.array([1, 0, 1])
-    backend = Logistic(-2.0, classes=chains)  # a report batch's per-chain classes: 3 rows, not 333
+def test_scoring_batches_all_classes_at_once():
+    backend = Logistic(-2.0)
     z = draw_prior(1.0, 1000, D, seed=7)
     log_lik = log_likelihoods(backend, z, batch=333, progress=False)
-    assert backend.classes is chains
     x = A * (z @ U) - 2.0
     np.testing.assert_allclose(log_lik, np.stack([-np.logaddexp(0, x), -np.logaddexp(0, -x)], 1), rtol=1e-12)
     assert log_lik.dtype == np.float64

@@ -323,7 +323,7 @@ def test_confidence_matches_the_posterior_graph(tiny_report):
     ms = resolve(str(tiny_report["models"]))
     path = next((tiny_report["out"] / "cells").glob("mala-c1-*.npz"))
     cell = load_cell(path)
-    backend = OrtBackend(posterior_model(ms), 1)
+    backend = OrtBackend(posterior_model(ms))
     logits = backend.logits(cell.z.astype(np.float32)).astype(np.float64)
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)

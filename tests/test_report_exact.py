@@ -51,7 +51,7 @@ def test_exact_estimates_are_importance_sampling_from_the_prior(report, row, bet
     rng = np.random.default_rng(np.random.SeedSequence([metrics["settings"]["seed"], EXACT_STREAM, 0]))
     z = rng.standard_normal((draws, CODE))  # N(0, I): mala's prior
     ms = resolve(str(report["models"]))
-    logits = TorchBackend(posterior_model(ms), 0, dtype=torch.float64).logits(z)
+    logits = TorchBackend(posterior_model(ms), dtype=torch.float64).logits(z)
     logits = np.asarray(logits, np.float64)
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)

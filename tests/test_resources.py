@@ -194,15 +194,15 @@ def test_the_estimate_covers_what_a_small_run_holds(tiny, tmp_path):
     """The traces and samples a real run keeps are within the estimate (which leaves weights out, so it is
     not an upper bound on the process, only on what grows with the options)."""
     from repro.posterior import posterior_model
-    from repro.runtime import make_backend
+    from repro.runtime import ClassTarget, make_backend
     from repro.samplers import sample
 
     ms = resolve(str(tiny))
     sizes = resources.net_sizes(ms)
-    backend = make_backend("ort", posterior_model(ms, "log_softmax", 1.0), 0)
+    backend = make_backend("ort", posterior_model(ms, "log_softmax", 1.0))
     assert sizes.code == backend.code_size
     z0 = np.zeros((3, sizes.code))
-    result = sample(backend, "hmc", z0, 7, 0, 0.01)
+    result = sample(ClassTarget(backend, 0), "hmc", z0, 7, 0, 0.01)
     held = sum(a.nbytes for a in (result.logp, result.accepted, result.samples, result.energy_error))
     held += result.divergent.nbytes + backend.images(z0.astype(np.float32)).nbytes
     assert held <= resources.sampling_bytes(sizes, 3, 7)

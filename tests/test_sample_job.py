@@ -53,7 +53,7 @@ def test_sample_writes_what_the_sampler_computed(tiny, tmp_path, method, backend
         "chain_002.png",
     ]
     ms = resolve(str(tiny))
-    check = make_backend("ort", posterior_model(ms, m.objective, m.prior_sigma), 1)
+    check = make_backend("ort", posterior_model(ms, m.objective, m.prior_sigma))
     np.testing.assert_allclose(images, check.images(z_image.astype(np.float32)), atol=1e-3)
     if m.clip:
         upper = load_bounds(ms.clip_bounds, CODE)

@@ -40,7 +40,7 @@ def test_unknown_backend_is_bad_input():
     from repro.errors import BadInput
 
     with pytest.raises(BadInput, match="expected one of ort, torch"):
-        make_backend("tpu", None, 0)
+        make_backend("tpu", None)
 
 
 def test_a_new_table_entry_is_a_new_method_everywhere(monkeypatch, tmp_path):

@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model set {ms.name}: building the posterior ...", file=sys.stderr, flush=True)
     posterior = posterior_model(ms)
     with tempfile.TemporaryDirectory(prefix="repro-profile-") as folder:
-        backend = OrtBackend(posterior, 0, profile=os.path.join(folder, "ort"))
+        backend = OrtBackend(posterior, profile=os.path.join(folder, "ort"))
         z = np.random.default_rng(0).standard_normal((args.batch, backend.code_size)).astype(np.float32)
         for _ in range(args.calls + 1):
-            backend.value_and_grad(z)
+            backend.value_and_grad(z, 0)
         events = json.loads(Path(backend.end_profiling()).read_text())
     summary = {"models": ms.name, "batch": args.batch, **summarise(events, args.calls)}
     print(

@@ -31,14 +31,14 @@ def _worker(models: str, backend: str, threads: int, batch: int, seconds: float,
     from repro.posterior import posterior_model
     from repro.runtime import make_backend
 
-    b = make_backend(backend, posterior_model(resolve(models)), 0, "cpu", threads)
+    b = make_backend(backend, posterior_model(resolve(models)), "cpu", threads)
     z = np.random.default_rng(0).standard_normal((batch, b.code_size)).astype(np.float32)
     for _ in range(3):
-        b.value_and_grad(z)
+        b.value_and_grad(z, 0)
     start.wait()
     calls, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        b.value_and_grad(z)
+        b.value_and_grad(z, 0)
         calls += 1
     out.put(calls * batch / (time.perf_counter() - t0))
 

@@ -23,7 +23,7 @@ from repro import samplers
 from repro.atomic import write_text
 from repro.modelsets import from_manifest
 from repro.posterior import posterior_model
-from repro.runtime import make_backend
+from repro.runtime import ClassTarget, make_backend
 from repro.samplers import METHODS
 from repro.samplers.initial import initial_codes
 
@@ -33,13 +33,14 @@ def tune(root: Path, classes: int, chains: int, steps: int, seed: int) -> dict:
     mala = METHODS["mala"]  # MALA and HMC sample the same posterior
     model = posterior_model(ms, mala.objective, mala.prior_sigma)
     labels = np.repeat(np.arange(min(classes, len(ms.class_names))), chains)
-    backend = make_backend("ort", model, labels, "cpu")
+    backend = make_backend("ort", model, "cpu")
+    target = ClassTarget(backend, labels)
     z0 = initial_codes(seed, len(labels), backend.code_size)
     found = {}
     for method, start, options in (("mala", 1e-2, {}), ("hmc", 5e-2, {"n_leapfrog": 10})):
         n = steps if method == "mala" else max(20, steps // 10)
         warmup = (3 * n) // 4
-        result = samplers.sample(backend, method, z0, n, seed, start, adapt=warmup, progress=True, **options)
+        result = samplers.sample(target, method, z0, n, seed, start, adapt=warmup, progress=True, **options)
         found[method] = {
             "median_step": float(np.median(result.step_size)),
             "step_range": [float(result.step_size.min()), float(result.step_size.max())],

@@ -61,21 +61,14 @@ def draw_prior(prior: Prior, n: int, code_size: int, seed: int | np.random.Gener
 
 def log_likelihoods(backend, z: np.ndarray, *, batch: int = 64, progress: bool = True) -> np.ndarray:
     """log p(k | G(z)) [N, K] for every class at once, from the backend's logits: one pass over the draws
-    serves every class. The log-softmax is taken in float64, so the weights add no rounding to the logits'.
-    The logits do not depend on the backend's target class, but ORT's graph takes one per row, so the class
-    is set to 0 for the call and put back."""
+    serves every class. The log-softmax is taken in float64, so the weights add no rounding to the logits'."""
     n = len(z)
-    saved = backend.classes
-    backend.classes = 0
     out = []
-    try:
-        with tqdm(total=n, desc="prior draws", unit="code", file=sys.stderr, disable=not progress) as bar:
-            for start in range(0, n, batch):
-                logits = np.asarray(backend.logits(z[start : start + batch]), np.float64)
-                out.append(logits)
-                bar.update(len(logits))
-    finally:
-        backend.classes = saved
+    with tqdm(total=n, desc="prior draws", unit="code", file=sys.stderr, disable=not progress) as bar:
+        for start in range(0, n, batch):
+            logits = np.asarray(backend.logits(z[start : start + batch]), np.float64)
+            out.append(logits)
+            bar.update(len(logits))
     logits = np.concatenate(out) if out else np.zeros((0, backend.n_classes))
     if logits.ndim != 2 or logits.shape[0] != n:
         raise ReproError(f"backend.logits: expected [{n}, K] for z {z.shape}, got {logits.shape}")

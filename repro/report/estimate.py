@@ -98,7 +98,6 @@ def estimate(ms, plan: Plan, backend: str = "ort", device: str = "cpu", repeats:
 
 
 def _seconds_per_call(backend, batch: int, repeats: int) -> float:
-    backend.classes = 0
     return statistics.median(call_times(backend, batch, repeats))
 
 

@@ -49,7 +49,7 @@ from repro.modelsets import ModelSet, code_size
 from repro.posterior import GaussianPrior, posterior_model
 from repro.report.metrics import METRICS, Run, Subject, measure
 from repro.report.plan import Cell, Plan, Row
-from repro.runtime import Backend, make_backend
+from repro.runtime import Backend, ClassTarget, make_backend
 from repro.samplers import checkpoint as npz_record
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import METHODS
@@ -205,13 +205,14 @@ class Worker:
         return self._metrics
 
     def backend(self, row: Row) -> Backend:
-        """The posterior backend for the row's objective and prior; its class list is set per sampler call."""
+        """The posterior backend for the row's objective and prior; a sampler call aims it at its classes
+        (ClassTarget)."""
         key = _backend_key(row)
         if key not in self._backends:
             objective, sigma, kind, guidance = key
             prior = self.fitted_prior() if kind == "fitted" else sigma
             model = posterior_model(self.ms, objective, prior, guidance)
-            self._backends[key] = make_backend(self.backend_name, model, 0, self.device, self.threads)
+            self._backends[key] = make_backend(self.backend_name, model, self.device, self.threads)
         return self._backends[key]
 
     def check_inputs(self) -> None:
@@ -249,10 +250,8 @@ class Worker:
 
     def _exact_backend(self, row: Row) -> Backend:
         """The backend of the row's prior at β = 1, for images and logits (which neither β nor the class
-        changes: the class a call is made for is set to 0, whatever a sampler call left there)."""
-        backend = self.backend(row)
-        backend.classes = 0
-        return backend
+        changes)."""
+        return self.backend(row)
 
     def _score_draws(self, backend: Backend, z: np.ndarray) -> dict[str, np.ndarray]:
         """Every per-image metric of METRICS at every draw: [N] where the value does not depend on the class
@@ -336,11 +335,7 @@ class Worker:
         plan = self.plan
         row, cells = unit.row, unit.cells
         backend = self.backend(row)
-        backend.classes = (
-            cells[0].class_index
-            if len(cells) == 1
-            else np.repeat([c.class_index for c in cells], plan.chains)
-        )
+        target = ClassTarget(backend, np.repeat([c.class_index for c in cells], plan.chains))
         code_size = backend.code_size
         start = self.fitted_prior() if row.prior == "fitted" else None  # chains start at draws of their prior
         z0 = np.concatenate([initial_codes(plan.seed, plan.chains, code_size, start) for _ in cells])
@@ -350,7 +345,7 @@ class Worker:
         batch_key = hashlib.sha256("".join(c.key for c in cells).encode()).hexdigest()[:16]
         ckpt = out_dir / "cells" / f"{row.key}-{batch_key}.checkpoint.npz"
         result = samplers.sample(
-            backend,
+            target,
             row.method,
             z0,
             row.steps,

@@ -21,16 +21,18 @@ if TYPE_CHECKING:
 
 
 class Backend(Protocol):
+    """The posterior of every class: the class each chain targets is an argument of the call that depends
+    on it (one index for all chains, or one per chain), never state set between calls, so one backend
+    serves every batch of classes (the report batches several in one sampler call) and no call can see a
+    class another caller left behind."""
+
     name: str  # its key in BACKENDS
     label: str  # how checks name its numbers, e.g. "ORT-VJP"
     n_classes: int
     code_size: int
-    # The class each chain targets: one index for all chains, or one per chain. Callers set it before each
-    # batch (the report batches several classes in one sampler call), so it is part of the protocol.
-    classes: np.ndarray | int
 
-    def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """logp [C] and ∇_z logp [C, D] for C chains, float32 z [C, D]."""
+    def value_and_grad(self, z: np.ndarray, classes: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """logp [C] and ∇_z logp [C, D] for C chains, float32 z [C, D], chain i aimed at classes[i]."""
         ...
 
     def images(self, z: np.ndarray) -> np.ndarray:
@@ -38,34 +40,49 @@ class Backend(Protocol):
         ...
 
     def logits(self, z: np.ndarray) -> np.ndarray:
-        """The classifier's logits [C, K] of the generated images."""
+        """The classifier's logits [C, K] of the generated images (every class: no class to give)."""
         ...
 
 
+@dataclass(frozen=True)
+class ClassTarget:
+    """A backend aimed at classes: the target a sampler drives (`value_and_grad(z)`, and `logits(z)` for the
+    released samplers), which knows nothing of classes."""
+
+    backend: Backend
+    classes: np.ndarray | int
+
+    def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.backend.value_and_grad(z, self.classes)
+
+    def logits(self, z: np.ndarray) -> np.ndarray:
+        return self.backend.logits(z)
+
+
 Posterior = "onnx.ModelProto | Path"  # the graph, or a model file with its external weights beside it
-Factory = Callable[[Posterior, "np.ndarray | int", str, int], Backend]
+Factory = Callable[[Posterior, str, int], Backend]
 
 
 @dataclass(frozen=True)
 class BackendKind:
-    make: Factory  # (graph, classes, device, threads) → backend; imports its runtime only when called
+    make: Factory  # (graph, device, threads) → backend; imports its runtime only when called
     checked_against: str  # the backend whose numbers the parity gate before sampling compares with
 
 
-def _ort(posterior, classes, device: str, threads: int) -> Backend:
+def _ort(posterior, device: str, threads: int) -> Backend:
     from repro.runtime.ort import OrtBackend
 
-    return OrtBackend(posterior, classes, device=device, threads=threads)
+    return OrtBackend(posterior, device=device, threads=threads)
 
 
-def _torch(posterior, classes, device: str, threads: int) -> Backend:
+def _torch(posterior, device: str, threads: int) -> Backend:
     import onnx
 
     from repro.runtime.torch import TorchBackend
 
     if isinstance(posterior, Path):  # onnx2torch copies the weights into torch tensors, from memory
         posterior = onnx.load(str(posterior))
-    return TorchBackend(posterior, classes, device=device, threads=threads)
+    return TorchBackend(posterior, device=device, threads=threads)
 
 
 BACKENDS: dict[str, BackendKind] = {
@@ -78,7 +95,6 @@ DEVICES = ("cpu", "cuda")
 def make_backend(
     name: str,
     posterior: onnx.ModelProto | Path,
-    classes: np.ndarray | int,
     device: str = "cpu",
     threads: int = 0,
 ) -> Backend:
@@ -90,4 +106,4 @@ def make_backend(
         raise BadInput(f"backend: expected one of {', '.join(BACKENDS)}, got {name!r}")
     if device not in DEVICES:
         raise BadInput(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
-    return BACKENDS[name].make(posterior, classes, device, threads)
+    return BACKENDS[name].make(posterior, device, threads)

@@ -199,14 +199,12 @@ class OrtBackend:
     def __init__(
         self,
         posterior: onnx.ModelProto | Path,
-        classes: np.ndarray | int,
         device: str = "cpu",
         threads: int = 0,
         profile: str | None = None,
     ):
         """`posterior`: the graph, or a model file with its external weights beside it, which ORT then reads
         from there, so that this process never holds the weights but in ORT's session."""
-        self.classes = classes
         with tempfile.TemporaryDirectory(prefix="repro-ort-") as name:
             folder = Path(name)
             if isinstance(posterior, Path):
@@ -224,18 +222,23 @@ class OrtBackend:
         self.n_classes = int(inputs["class_onehot"][1])
         self.device = self._session.get_providers()[0]
 
-    def _run(self, outputs: list[str], z: np.ndarray, with_grad: bool) -> list[np.ndarray]:
+    def _run(
+        self, outputs: list[str], z: np.ndarray, with_grad: bool, classes: np.ndarray | int | None = None
+    ) -> list[np.ndarray]:
+        """`classes` None: outputs no class reaches (image, logits); the graph still takes a one-hot."""
         with np.errstate(over="ignore"):  # a code beyond float32 becomes inf, which the callers report
             z = np.ascontiguousarray(z, dtype=np.float32)
         feeds = {
             "z": z,
-            "class_onehot": onehot(self.classes, len(z), self.n_classes),
+            "class_onehot": np.zeros((len(z), self.n_classes), np.float32)
+            if classes is None
+            else onehot(classes, len(z), self.n_classes),
             WITH_GRAD: np.array(with_grad),
         }
         return self._session.run(outputs, feeds)
 
-    def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logp, grad = self._run(["logp", "grad_z"], z, True)
+    def value_and_grad(self, z: np.ndarray, classes: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        logp, grad = self._run(["logp", "grad_z"], z, True, classes)
         return logp, grad
 
     def images(self, z: np.ndarray) -> np.ndarray:

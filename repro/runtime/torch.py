@@ -45,14 +45,12 @@ class TorchBackend:
     def __init__(
         self,
         posterior: onnx.ModelProto,
-        classes: np.ndarray | int,
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
         threads: int = 0,
     ):
         if threads > 0:  # torch has one thread pool per process, so this sets the process's
             torch.set_num_threads(threads)
-        self.classes = classes
         self.device = resolve_device(device)
         self.dtype = dtype
         if dtype != torch.float32:  # the parity checks' float64 reference names itself
@@ -67,26 +65,32 @@ class TorchBackend:
         self.outputs = [o.name for o in posterior.graph.output]  # what it returns, in order
         self._index = {name: i for i, name in enumerate(self.outputs)}
 
-    def _run(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        oh = torch.from_numpy(onehot(self.classes, z.shape[0], self.n_classes)).to(self.device, self.dtype)
-        out = self.module(z, oh)
+    def _run(self, z: torch.Tensor, classes: np.ndarray | int | None) -> tuple[torch.Tensor, ...]:
+        """`classes` None: outputs no class reaches (image, logits); the module still takes a one-hot."""
+        n = z.shape[0]
+        selected = (
+            np.zeros((n, self.n_classes), np.float32)
+            if classes is None
+            else onehot(classes, n, self.n_classes)
+        )
+        out = self.module(z, torch.from_numpy(selected).to(self.device, self.dtype))
         # onnx2torch returns a bare tensor for one output and a list or tuple for several.
         return tuple(out) if isinstance(out, (list, tuple)) else (out,)
 
-    def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def value_and_grad(self, z: np.ndarray, classes: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         zt = torch.tensor(np.asarray(z), dtype=self.dtype, device=self.device, requires_grad=True)
-        logp = self._run(zt)[self._index["logp"]]
+        logp = self._run(zt, classes)[self._index["logp"]]
         (grad,) = torch.autograd.grad(logp.sum(), zt)
         return logp.detach().cpu().numpy(), grad.cpu().numpy()
 
-    def _forward(self, z: np.ndarray, output: str) -> torch.Tensor:
+    def _forward(self, z: np.ndarray, output: str, classes: np.ndarray | int | None = None) -> torch.Tensor:
         with torch.no_grad():
             zt = torch.tensor(np.asarray(z), dtype=self.dtype, device=self.device)
-            return self._run(zt)[self._index[output]].cpu()
+            return self._run(zt, classes)[self._index[output]].cpu()
 
-    def logp(self, z: np.ndarray) -> np.ndarray:
+    def logp(self, z: np.ndarray, classes: np.ndarray | int) -> np.ndarray:
         """In the backend's own precision: the float64 finite differences of repro.parity need it."""
-        return self._forward(z, "logp").numpy()
+        return self._forward(z, "logp", classes).numpy()
 
     def images(self, z: np.ndarray) -> np.ndarray:
         return self._forward(z, "image").float().numpy()
