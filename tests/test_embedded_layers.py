@@ -6,6 +6,9 @@ read back by repro.caffe, converted by repro.convert and run by ONNX Runtime, an
 judge is written in dcgan_code's format instead and read back by repro.dcgan, as the paper's judge is.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -17,13 +20,14 @@ from repro.evaluate.judges import DcganJudge
 from tools.embedded import architectures as arch
 from tools.embedded import dcgan_judge
 from tools.embedded.export import TOLERANCE, OrtNet, write_caffe
-from tools.embedded.layers import ChannelLRN, prototxt
+from tools.embedded.layers import ChannelLRN, caffe_net
 
 ARCHS = {
     "classifier": (arch.classifier, ["fc8", "fc6", "prob"]),
     "evaluator": (arch.evaluator, ["fc", "gap"]),
     "generator": (arch.generator, ["deconv0"]),
 }
+EMBEDDED = Path(__file__).resolve().parents[1] / "models" / "embedded"
 
 
 def test_channel_lrn_is_torch_local_response_norm():
@@ -52,7 +56,7 @@ def test_written_caffe_net_matches_torch(name, tmp_path):
     x = (rng.standard_normal((3, *shape)) * scale).astype(np.float32)
     paths = write_caffe(chain, tmp_path, name)
     written = caffe.load_net(paths[0]).layers
-    described = caffe.parse_net_text(prototxt(chain)).layers
+    described = caffe_net(chain).layers
     assert [(la.name, la.type, la.bottoms, la.tops) for la in written] == [
         (la.name, la.type, la.bottoms, la.tops) for la in described
     ]
@@ -64,6 +68,39 @@ def test_written_caffe_net_matches_torch(name, tmp_path):
         assert got[blob].shape == r.shape
         err = np.abs(got[blob] - r).max() / np.abs(r).max()
         assert err <= TOLERANCE, f"{name}/{blob}: relative error {err:.2e}"
+
+
+def _layers(net):
+    return [(la.name, la.type, la.bottoms, la.tops, la.params) for la in net.layers]
+
+
+# one numeric setting per net, checked by value too: (layer, parameter message, field, committed value)
+SETTING = {
+    "classifier": ("norm1", "lrn_param", "local_size", 5),
+    "evaluator": ("pool1", "pooling_param", "kernel_size", 2),
+    "generator": ("relu_defc7", "relu_param", "negative_slope", 0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_written_prototxt_means_the_committed_one(name):
+    """The shipped prototxts came from an earlier writer; repro.caffe's, read back, must give those files
+    read back (every layer, blob and setting), or re-exporting would silently change the set."""
+    if not (EMBEDDED / "manifest.json").exists():
+        pytest.skip("no embedded model set")
+    entry = json.loads((EMBEDDED / "manifest.json").read_text())[name]
+    committed = caffe.load_net(EMBEDDED / entry["prototxt"])
+    chain = ARCHS[name][0]()
+    written = caffe.parse_net_text(caffe.net_to_prototxt(caffe_net(chain)))
+    assert written.name == committed.name and written.shapes == committed.shapes
+    assert _layers(written) == _layers(committed)
+
+    layer, message, field, value = SETTING[name]
+    for net in (written, committed):
+        assert getattr(getattr(net.layer(layer).params, message), field) == pytest.approx(value)
+    next(s for s in chain.specs if s.name == layer).params[field] = value + 2
+    wrong = caffe.parse_net_text(caffe.net_to_prototxt(caffe_net(chain)))
+    assert _layers(wrong) != _layers(committed)  # a setting written wrongly is caught
 
 
 def test_written_dcgan_judge_scores_what_torch_computed(tmp_path):

@@ -260,6 +260,12 @@ def parse_net_text(text: str, source: str = "<string>", *, batch: int | None = N
     return _build(parse_prototxt(text, source), source, batch)
 
 
+def net_from_param(param: Any, source: str = "<message>") -> Net:
+    """A net from a NetParameter built in code (no weights), checked and shaped as a parsed one is, so
+    that a net described in code is written (`write_net`) and read by the same rules as a file."""
+    return _build(param, source, None)
+
+
 def _blob_array(blob: Any, expected: Shape, where: str) -> np.ndarray:
     """BlobProto -> float32 array of the expected shape. As in Blob::ShapeEquals, legacy num/channels/
     height/width, when present, win over `shape` and compare right-aligned (leading 1s squeezed)."""

@@ -28,7 +28,7 @@ from repro.images import grid, save_png
 from repro.runtime.ort import make_session
 from tools.embedded import dcgan_judge
 from tools.embedded.architectures import CODE, CROP
-from tools.embedded.layers import CaffeChain, caffe_blobs, prototxt
+from tools.embedded.layers import CaffeChain, caffe_blobs, caffe_net
 from tools.embedded.quality import detail_ratio
 from tools.embedded.training import OFFSET
 
@@ -45,9 +45,8 @@ JUDGE_ENTRY = {"preprocess": "authors", "file_format": "jpeg"}  # what the paper
 
 
 def write_caffe(chain: CaffeChain, folder: Path, name: str) -> tuple[Path, Path]:
-    """Prototxt from the chain's description, parsed by repro.caffe, weights copied in, written as V2."""
-    text = prototxt(chain)
-    net = caffe.parse_net_text(text, source=f"<{name}>")
+    """The chain's Caffe net, shaped by repro.caffe, weights copied in, written as V2 by repro.caffe."""
+    net = caffe_net(chain)
     for blob, shape in chain.shapes.items():
         if tuple(net.shapes[blob]) != tuple(shape):
             raise RuntimeError(f"{name}: blob {blob} is {net.shapes[blob]} in Caffe but {shape} in torch")

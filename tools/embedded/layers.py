@@ -1,8 +1,9 @@
-"""One description of a chain of Caffe layers, from which both the torch module and the prototxt are made.
+"""One description of a chain of Caffe layers, from which both the torch module and the Caffe net are made.
 
 Writing the net twice (once in torch, once as prototxt) invites a silent mismatch; here every layer type has
-one torch builder and one prototxt writer registered side by side, and the exported Caffe file is produced
-from the very modules that were trained.
+one torch builder and one entry of Caffe settings, and the exported Caffe file is produced from the very
+modules that were trained. The Caffe net is a repro.caffe `Net`, written by repro.caffe's writer, so the
+project writes Caffe files one way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from repro import caffe
+from repro.caffe import schema
 
 
 @dataclass
@@ -247,63 +251,55 @@ class CaffeChain(nn.Module):
 # ---------------------------------------------------------------------------------------------- Caffe
 
 
-def _fmt(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
+def _conv_param(p: dict) -> dict:
+    fields = {
+        "num_output": p["num_output"],
+        "kernel_size": [p["kernel_size"]],
+        "stride": [p["stride"]],
+        "pad": [p["pad"]],
+    }
+    if p.get("group", 1) != 1:
+        fields["group"] = p["group"]
+    return {"convolution_param": fields}
 
 
-def _param_text(spec: Spec) -> str:
-    p = spec.params
-    if spec.type in ("Convolution", "Deconvolution"):
-        keys = ["num_output", "kernel_size", "stride", "pad"] + (["group"] if p.get("group", 1) != 1 else [])
-        body = " ".join(f"{k}: {_fmt(p[k])}" for k in keys)
-        return f"convolution_param {{ {body} }}"
-    if spec.type == "InnerProduct":
-        return f"inner_product_param {{ num_output: {p['num_output']} }}"
-    if spec.type == "ReLU":
-        return (
-            f"relu_param {{ negative_slope: {_fmt(float(p['negative_slope']))} }}"
-            if p["negative_slope"]
-            else ""
+# Caffe type → the layer's settings as LayerParameter fields; `input_scale` is absent, being in the weights.
+_CAFFE: dict[str, Callable[[dict], dict]] = {
+    "Convolution": _conv_param,
+    "Deconvolution": _conv_param,
+    "InnerProduct": lambda p: {"inner_product_param": {"num_output": p["num_output"]}},
+    "ReLU": lambda p: {"relu_param": {"negative_slope": p["negative_slope"]}} if p["negative_slope"] else {},
+    "LRN": lambda p: {"lrn_param": {k: p[k] for k in ("local_size", "alpha", "beta", "k")}},
+    "Pooling": lambda p: {"pooling_param": {k: p[k] for k in ("pool", "kernel_size", "stride")}},
+    "Dropout": lambda p: {"dropout_param": {"dropout_ratio": p["dropout_ratio"]}},
+    # the running statistics as trained (torch's BatchNorm2d eps), with the affine part in Scale
+    "BatchNorm": lambda p: {"batch_norm_param": {"use_global_stats": True, "eps": 1e-5}},
+    "Scale": lambda p: {"scale_param": {"bias_term": True}},
+    "Reshape": lambda p: {"reshape_param": {"shape": {"dim": [0, *p["shape"]]}}},  # dim 0 keeps the batch
+    "Sigmoid": lambda p: {},
+    "Softmax": lambda p: {},
+}
+
+
+def caffe_net(chain: CaffeChain) -> caffe.Net:
+    """The chain as a deploy net (V2, an Input layer, batch 1), for repro.caffe's writer to write."""
+    layers = [
+        schema.LayerParameter(
+            name=chain.input_name,
+            type="Input",
+            top=[chain.input_name],
+            input_param={"shape": [{"dim": [1, *chain.input_shape[1:]]}]},
         )
-    if spec.type == "LRN":
-        return (
-            f"lrn_param {{ local_size: {p['local_size']} alpha: {_fmt(float(p['alpha']))} "
-            f"beta: {_fmt(float(p['beta']))} k: {_fmt(float(p['k']))} }}"
-        )
-    if spec.type == "Pooling":
-        return f"pooling_param {{ pool: {p['pool']} kernel_size: {p['kernel_size']} stride: {p['stride']} }}"
-    if spec.type == "Dropout":
-        return f"dropout_param {{ dropout_ratio: {_fmt(float(p['dropout_ratio']))} }}"
-    if spec.type == "BatchNorm":
-        return "batch_norm_param { use_global_stats: true eps: 1e-05 }"
-    if spec.type == "Scale":
-        return "scale_param { bias_term: true }"
-    if spec.type == "Reshape":
-        dims = " ".join(f"dim: {d}" for d in (0, *p["shape"]))
-        return f"reshape_param {{ shape {{ {dims} }} }}"
-    return ""
-
-
-def prototxt(chain: CaffeChain) -> str:
-    """The deploy prototxt (V2, an Input layer, batch 1) of a chain."""
-    dims = " ".join(f"dim: {d}" for d in (1, *chain.input_shape[1:]))
-    lines = [
-        f'name: "{chain.net_name}"',
-        f'layer {{ name: "{chain.input_name}" type: "Input" top: "{chain.input_name}" '
-        f"input_param {{ shape {{ {dims} }} }} }}",
     ]
     for spec, bottom, top in zip(chain.specs, chain.bottoms, chain.tops, strict=True):
-        param = _param_text(spec)
-        lines.append(
-            f'layer {{ name: "{spec.name}" type: "{spec.type}" bottom: "{bottom}" top: "{top}"'
-            + (f" {param}" if param else "")
-            + " }"
+        layers.append(
+            schema.LayerParameter(
+                name=spec.name, type=spec.type, bottom=[bottom], top=[top], **_CAFFE[spec.type](spec.params)
+            )
         )
-    return "\n".join(lines) + "\n"
+    return caffe.net_from_param(
+        schema.NetParameter(name=chain.net_name, layer=layers), source=f"<{chain.net_name}>"
+    )
 
 
 def caffe_blobs(spec: Spec, mod: nn.Module) -> list[np.ndarray]:
