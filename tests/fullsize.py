@@ -30,7 +30,8 @@ NETS = {  # file in the folder → (reference prototxt, seed, scale of the last 
     "caffenet": ("synthesizing__nets__caffenet__caffenet.prototxt", 12, 0.02),
     "bvlc_googlenet": ("caffe__models__bvlc_googlenet__deploy.prototxt", 13, 0.02),
 }
-FILES = {  # role → (prototxt, caffemodel) names in the folder, as `repro.modelsets.KNOWN_EXTERNAL` expects
+# role → (prototxt, caffemodel) names in the folder, as `repro.modelsets.known.KNOWN_EXTERNAL` expects
+FILES = {
     "generator": ("generator.prototxt", "generator.caffemodel"),
     "caffenet": ("caffenet.prototxt", "bvlc_reference_caffenet.caffemodel"),
     "bvlc_googlenet": ("bvlc_googlenet.prototxt", "bvlc_googlenet.caffemodel"),

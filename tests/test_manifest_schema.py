@@ -456,11 +456,11 @@ def test_digests_of_files_repro_does_not_read_are_not_checked(tiny):
 
 
 def test_each_file_is_hashed_once_while_unchanged(tiny, monkeypatch):
-    import repro.modelsets as modelsets
+    import repro.modelsets.manifest as manifest
 
     record_digests(tiny, ["generator.caffemodel", "classifier.caffemodel"])
     calls = []
-    real = modelsets.hashlib.sha256
+    real = manifest.hashlib.sha256
 
     class Counting:
         @staticmethod
@@ -468,7 +468,7 @@ def test_each_file_is_hashed_once_while_unchanged(tiny, monkeypatch):
             calls.append(args)
             return real(*args)
 
-    monkeypatch.setattr(modelsets, "hashlib", Counting)
+    monkeypatch.setattr(manifest, "hashlib", Counting)
     for _ in range(3):
         resolve(str(tiny))
     assert len(calls) == 2
