@@ -7,11 +7,11 @@ written down in that one table.
 The output folder OUT is written as one unit, resumable from a checkpoint beside it (repro.output_folder:
 what a kill leaves, what --replace replaces, and what is never replaced).
 
-The settings are everything that decides the output files but the timings: the model set (its name and a
-hash of its fields and of the content of every file it names, the judge and the evaluator included, whose
-scores of the images run.json records, but for the clip bounds), class, method, chains, steps, seed, start
-step, sampler options (the clip bounds by content, for the methods that clip), backend and device; run.json
-records them under "settings".
+The settings are everything that decides the samples but the timings: the model set (its name and its
+identity as repro.modelsets.identity computes it for a sample job: the posterior's nets and settings, not
+the judge, the evaluator or real images, whose scores run.json records afresh on every run), class, method,
+chains, steps, seed, start step, prior (a fitted one by its numbers), sampler options (the clip bounds by
+content, for the methods that clip), backend and device; run.json records them under "settings".
 
 The clip bounds are read first, then OUT is checked, both before any model is converted, and the judge and
 evaluator are loaded before the posterior is built: a bad input stops the job before any sampling. OUT must
@@ -29,8 +29,6 @@ first step.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import sys
 import time
@@ -41,22 +39,22 @@ import numpy as np
 
 from repro import samplers
 from repro.atomic import atomic_path, exclusive, write_text
-from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
 from repro.images import grid, save_png, to_display
-from repro.modelsets import ModelSet, code_size, sha256_of
+from repro.modelsets import SAMPLE_USES, ModelSet, code_size, models_id, stand_in
 from repro.output_folder import Output
 from repro.parity import sampling_gate
 from repro.posterior import GaussianPrior, Prior, posterior_model
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.runtime import ClassTarget, make_backend
 from repro.samplers import checkpoint as npz_record
+from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
-from repro.samplers.methods import PRIORS, TUNINGS, method
+from repro.samplers.methods import PRIORS, TUNINGS, Method, method
 from repro.versions import versions
 
 
@@ -105,7 +103,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
             raise BadInput(
                 f"method {job.method} needs clip bounds: model set {ms.name} has none; pass --clip-bounds"
             )
-        options["clip"] = (0.0, Path(bounds_file))  # in the settings by content; read below
+        options["clip"] = dgn_am_box(Path(bounds_file))  # in the settings by content; read below
     if job.adapt:
         options["adapt"] = job.adapt
     options.update(job.options)
@@ -113,13 +111,13 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     clip = options.get("clip")
     out = Output.locate(out_dir)  # before any model is converted
     scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
-    prior = job_prior(job, scorers)
-    settings = job_settings(job, steps, step_size, options, prior)
+    prior = job_prior(job, m, scorers)
+    settings = job_settings(job, m, steps, step_size, options, prior)
     if isinstance(clip, tuple) and isinstance(clip[1], Path):  # read now: a bad file stops the job first
-        options["clip"] = (clip[0], samplers.load_bounds(clip[1], code_size(ms)))
+        options["clip"] = dgn_am_box(samplers.load_bounds(clip[1], code_size(ms)))
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
-        record = _sample_into(out, job, settings, steps, step_size, options, scorers, prior)
+        record = _sample_into(out, job, m, settings, steps, step_size, options, scorers, prior)
     bad = record["nonfinite"]
     if bad["count"]:  # the files stay, for the user to look at
         raise CheckFailed(
@@ -144,11 +142,11 @@ def _refuse_what_cannot_fit(job: SampleJob, steps: int, thin: object) -> None:
     )
 
 
-def job_prior(job: SampleJob, scorers: ImageMetrics) -> Prior:
+def job_prior(job: SampleJob, m: Method, scorers: ImageMetrics) -> Prior:
     """The prior term the job samples with: the method's σ, or a fitted Gaussian (repro.evaluate.code_prior;
     "fitted" measures its candidates with the set's scorers)."""
     if job.prior == "standard":
-        return method(job.method).prior_sigma
+        return m.prior_sigma
     form = job.prior.removeprefix("fitted").removeprefix("-") or "fitted"
     return fitted_prior(job.models, code_size(job.models), form, scorers)
 
@@ -156,6 +154,7 @@ def job_prior(job: SampleJob, scorers: ImageMetrics) -> Prior:
 def _sample_into(
     out: Output,
     job: SampleJob,
+    m: Method,
     settings: dict,
     steps: int,
     step_size: float,
@@ -163,7 +162,6 @@ def _sample_into(
     scorers: ImageMetrics,
     prior: Prior,
 ) -> dict:
-    m = method(job.method)
     ms = job.models
     model = posterior_model(ms, m.objective, prior, job.guidance)
     backend = make_backend(job.backend, model, job.device)
@@ -295,20 +293,16 @@ def _per_chain(values: list, finite: np.ndarray) -> list:
 
 # ---- the job's identity ----------------------------------------------------------------------------------
 
-# Not part of a model set's identity: where it came from (root, manifest: their content is in the other
-# fields), what `repro sample` never uses (real images), and its clip bounds, which count (by content) in
-# the options of the clipped methods that use them.
-_NOT_IDENTITY = ("root", "manifest", "clip_bounds", "real_images")
 
-
-def job_settings(job: SampleJob, steps: int, step_size: float, options: dict, prior: Prior) -> dict:
+def job_settings(
+    job: SampleJob, m: Method, steps: int, step_size: float, options: dict, prior: Prior
+) -> dict:
     """Everything that decides the job's output files but the timings, as plain JSON (see the docstring).
     A fitted prior counts by content: it depends on files the model set's identity leaves out (real
     images) and, for "fitted", on the scorers that chose it."""
-    m = method(job.method)
     settings = {
         "models": job.models.name,
-        "models_id": models_id(job.models),
+        "models_id": models_id(job.models, SAMPLE_USES),
         "class_index": job.class_index,
         "method": job.method,
         "objective": m.objective,
@@ -321,7 +315,7 @@ def job_settings(job: SampleJob, steps: int, step_size: float, options: dict, pr
         "steps": steps,
         "seed": job.seed,
         "step_size": step_size,
-        "options": _identity(options),
+        "options": stand_in(options),
         "backend": job.backend,
         "device": job.device,
     }
@@ -333,41 +327,4 @@ def _prior_identity(prior: Prior) -> object:
     bits from one machine to another while choosing the same prior)."""
     if not isinstance(prior, GaussianPrior):
         return None
-    return _identity({"mean": prior.mean, "std": prior.std, "corr_factor": prior.corr_factor})
-
-
-def models_id(ms: ModelSet) -> str:
-    """Hash of the model set's fields, every file it names by content (see _NOT_IDENTITY for what is not)."""
-    h = hashlib.sha256()
-    for f in dataclasses.fields(ms):
-        if f.name not in _NOT_IDENTITY:
-            h.update(json.dumps([f.name, _identity(getattr(ms, f.name))], sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
-def _identity(value: object) -> object:
-    """A JSON-able stand-in for a setting: files by content, arrays by their bytes."""
-    if isinstance(value, DcganFiles):
-        return {
-            "dcgan": [sha256_of(p) for p in judge_files(value.index)],
-            "preprocess": value.preprocess,
-            "file_format": value.file_format,
-        }
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _identity(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Path):
-        return {"file_sha256": sha256_of(value)}
-    if isinstance(value, np.ndarray):
-        a = np.ascontiguousarray(value)
-        return {
-            "array_sha256": hashlib.sha256(a.tobytes()).hexdigest(),
-            "dtype": str(a.dtype),
-            "shape": list(a.shape),
-        }
-    if isinstance(value, dict):
-        return {str(k): _identity(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_identity(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    return stand_in({"mean": prior.mean, "std": prior.std, "corr_factor": prior.corr_factor})

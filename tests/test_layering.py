@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "repro"
 
 RANKS = [
-    {"__init__", "errors", "registry", "atomic", "output_folder", "images", "data"}
+    {"__init__", "errors", "registry", "atomic", "digests", "output_folder", "images", "data"}
     | {"onnx_attrs", "onnx_versions", "versions", "schemas"},
     {"caffe", "dcgan"},
     {"convert", "grad", "posterior"},

@@ -17,9 +17,10 @@ import pytest
 from repro import schemas
 from repro.cli import main
 from repro.dcgan import PRESETS, judge_files
+from repro.digests import sha256_of
 from repro.errors import BadInput
 from repro.images import FILE_FORMATS
-from repro.modelsets import check_files, from_manifest, read_manifest, resolve, sha256_of
+from repro.modelsets import check_files, from_manifest, read_manifest, resolve
 from repro.report.metrics import METRICS
 from repro.report.results import SCHEMA, schema_errors
 from tests.test_report import write_tiny_set
@@ -456,11 +457,11 @@ def test_digests_of_files_repro_does_not_read_are_not_checked(tiny):
 
 
 def test_each_file_is_hashed_once_while_unchanged(tiny, monkeypatch):
-    import repro.modelsets.manifest as manifest
+    import repro.digests as digests
 
     record_digests(tiny, ["generator.caffemodel", "classifier.caffemodel"])
     calls = []
-    real = manifest.hashlib.sha256
+    real = digests.hashlib.sha256
 
     class Counting:
         @staticmethod
@@ -468,7 +469,7 @@ def test_each_file_is_hashed_once_while_unchanged(tiny, monkeypatch):
             calls.append(args)
             return real(*args)
 
-    monkeypatch.setattr(manifest, "hashlib", Counting)
+    monkeypatch.setattr(digests, "hashlib", Counting)
     for _ in range(3):
         resolve(str(tiny))
     assert len(calls) == 2
@@ -581,6 +582,25 @@ def record() -> dict:
                 "verdicts": {"paper": {"verdict": "reproduced", "evidence": "e"}},
             }
         ],
+        "priors": {
+            "kind": "fitted Gaussian",
+            "form": "full",
+            "source": "s",
+            "mean_of_means": 1.0,
+            "mean_of_stds": 2.0,
+            "realism": [
+                {
+                    "prior": "full",
+                    "draws": 256,
+                    "real_images": 640,
+                    "kid": 0.26,
+                    "precision": 0.34,
+                    "recall": 0.35,
+                    "agreement": 0.54,
+                    "chosen": True,
+                }
+            ],
+        },
         "figures": {"figure2": "figure2.png"},
         "cells": {"total": 1, "run": 1, "reused": 0},
         "wall_seconds": 1.5,
@@ -650,6 +670,10 @@ def test_a_claim_verdict_maybe_is_refused():
             "reference: expected an object or null, got nothing (the key is missing)",
         ),
         (lambda r: r.update(wall_seconds="slow"), 'wall_seconds: expected a number, got a string "slow"'),
+        (
+            lambda r: r["priors"]["realism"][0].update(recall=1.5),
+            "priors.realism[0].recall: expected a number <= 1, got 1.5",
+        ),
         (lambda r: r["rows"][0].update(steps=1.5), "rows[0].steps: expected an integer, got a number 1.5"),
         (
             lambda r: r["metric_definitions"].pop("rhat"),
@@ -658,7 +682,7 @@ def test_a_claim_verdict_maybe_is_refused():
         (
             lambda r: r.update(extra=1),
             'unknown field "extra" at the top level; known fields: schema, models, settings, '
-            "sampler_variant, metric_definitions, rows, reference, table2, claims, figures, cells, "
+            "sampler_variant, metric_definitions, rows, priors, reference, table2, claims, figures, cells, "
             "wall_seconds, versions",
         ),
         (

@@ -16,7 +16,7 @@ import repro.sample_job as sample_job
 from repro import caffe
 from repro.cli import main
 from repro.errors import BadInput
-from repro.modelsets import resolve
+from repro.modelsets import SAMPLE_USES, models_id, resolve
 from repro.samplers import checkpoint
 from tests.test_report import CLASSIFIER, write_tiny_set
 
@@ -286,7 +286,7 @@ def test_another_runs_folder_is_refused_unless_replace(tiny, tmp_path, capsys, c
     assert main(args(tiny, out, "--no-parity-check")) == 0
     if change == "models":
         models = other_models(tiny)
-        assert sample_job.models_id(resolve(str(models))) != sample_job.models_id(resolve(str(tiny)))
+        assert models_id(resolve(str(models)), SAMPLE_USES) != models_id(resolve(str(tiny)), SAMPLE_USES)
         again = args(models, out, "--no-parity-check")
     else:
         again = args(tiny, out, "--no-parity-check", *change)
@@ -310,7 +310,7 @@ def test_another_runs_folder_is_refused_unless_replace(tiny, tmp_path, capsys, c
 def test_the_same_model_files_elsewhere_are_the_same_run(tiny, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny, copy)
-    assert sample_job.models_id(resolve(str(copy))) == sample_job.models_id(resolve(str(tiny)))
+    assert models_id(resolve(str(copy)), SAMPLE_USES) == models_id(resolve(str(tiny)), SAMPLE_USES)
 
 
 def test_folders_of_older_or_partial_runs_are_refused_unless_replace(tiny, tmp_path, capsys):

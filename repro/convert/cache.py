@@ -10,7 +10,6 @@ in memory each time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from repro.atomic import write_text
+from repro.digests import combined, sha256_of
 from repro.errors import BadInput
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: entries named by repro.digests (one digest per file), no longer one over both
 # The form of a cached conversion, in its entry's name: "b" entries declare the batch axis symbolic, so every
 # session over a user's net runs at the batch repro feeds it, whatever batch the prototxt declares (BVLC's
 # deploy nets say 10). Entries of another form are simply not found, never loaded.
@@ -41,20 +41,6 @@ class NetFiles:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
-
-
-def hash_files(h, *paths: Path):
-    """Feed the files' bytes, in order, into the hashlib object `h` (read in 1 MiB chunks); return it."""
-    for p in paths:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h
-
-
-def file_digest(*paths: Path) -> str:
-    """A short content key for cache entries and cell keys (versioned: a new CACHE_VERSION renames all)."""
-    return hash_files(hashlib.sha256(CACHE_VERSION.encode()), *paths).hexdigest()[:24]
 
 
 def load_caffe_net(files: NetFiles, weights: bool = True):
@@ -84,7 +70,7 @@ def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
 
     cached = None
     if use_cache and files.prototxt is not None:
-        cached = cache_dir() / f"{file_digest(files.prototxt, files.caffemodel)}.{ENTRY_FORM}.onnx"
+        cached = cache_dir() / f"{entry_key(files)}.{ENTRY_FORM}.onnx"
         # Without its sidecar an entry is still being written (another process converting the same files
         # writes the entry, then the sidecar): convert too, quietly, rather than call it damaged.
         if cached.exists() and _sidecar(cached).exists():
@@ -105,6 +91,12 @@ def convert_net(files: NetFiles, use_cache: bool = True) -> onnx.ModelProto:
     return model
 
 
+def entry_key(files: NetFiles) -> str:
+    """A cached conversion's name: its files' content digests (repro.digests), versioned (a new
+    CACHE_VERSION renames every entry)."""
+    return combined(CACHE_VERSION, sha256_of(files.prototxt), sha256_of(files.caffemodel))[:24]
+
+
 def _sidecar(entry: Path) -> Path:
     return entry.with_name(entry.name + ".sha256")
 
@@ -112,7 +104,7 @@ def _sidecar(entry: Path) -> Path:
 def _entry_digest(entry: Path) -> str:
     """sha256 of the entry and of its external weights file, if it has one."""
     parts = [p for p in (entry, entry.with_name(entry.name + ".data")) if p.exists()]
-    return hash_files(hashlib.sha256(), *parts).hexdigest()
+    return combined(*(sha256_of(p) for p in parts))
 
 
 def _load_entry(entry: Path) -> onnx.ModelProto | None:

@@ -7,15 +7,15 @@ changed set stops with one line naming the manifest, the field and what was expe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from functools import cache
 from pathlib import Path
 
 from repro import schemas
-from repro.convert.cache import NetFiles, hash_files
+from repro.convert.cache import NetFiles
 from repro.dcgan import DcganFiles
+from repro.digests import sha256_of
 from repro.errors import BadInput
 from repro.modelsets.fit import check_classifier, check_evaluator
 from repro.modelsets.record import ModelSet
@@ -85,19 +85,6 @@ def _named_files(m: dict) -> list[tuple[str, str]]:
     if m.get("clip_bounds"):
         named.append(("clip_bounds", m["clip_bounds"]))
     return named
-
-
-# (resolved path, mtime, size) → hex SHA-256: each file is hashed once per process while it is unchanged.
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_of(path: Path) -> str:
-    """The full hex SHA-256 of a file's content, remembered by path, mtime and size."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = hash_files(hashlib.sha256(), path).hexdigest()
-    return _DIGESTS[key]
 
 
 def check_files(root: Path, m: dict, path: Path | None = None) -> None:

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.atomic import exclusive, write_text
+from repro.digests import sha256_of
 from repro.errors import BadInput, ReproError
 from repro.evaluate.image_metrics import REAL_POOL
 from repro.evaluate.real_images import check_folder
-from repro.modelsets import ModelSet, resolve, sha256_of
+from repro.modelsets import REPORT_USES, ModelSet, models_id, resolve
 from repro.report import figures
 from repro.report.document import build_document
 from repro.report.estimate import refuse_what_cannot_fit
@@ -42,7 +43,7 @@ from repro.report.executors import ExecutorOptions, make_executor
 from repro.report.html import render_html
 from repro.report.markdown import render_markdown
 from repro.report.metrics import METRICS
-from repro.report.plan import DGN_STEPS, GUIDANCE_LEVELS, Plan, make_plan, models_id
+from repro.report.plan import DGN_STEPS, GUIDANCE_LEVELS, Plan, make_plan
 from repro.report.reference import reference_metrics
 from repro.report.results import SCHEMA, build_results, schema_errors, table2_rows
 from repro.report.run import Worker, run_plan
@@ -168,7 +169,7 @@ def make_report(opts: ReportOptions, out_dir: Path, replace: bool = False) -> di
         results = build_results(
             models={
                 "name": ms.name,
-                "id": models_id(ms),
+                "id": models_id(ms, REPORT_USES),
                 "n_classes": n_classes,
                 **worker.metrics.describe(),
             },

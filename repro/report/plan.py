@@ -23,10 +23,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from repro.convert.cache import file_digest
-from repro.dcgan import DcganFiles, judge_files
 from repro.errors import BadInput
-from repro.modelsets import ModelSet
+from repro.modelsets import REPORT_USES, ModelSet, models_id
 from repro.samplers.methods import METHODS, Method
 
 PAPER_BUDGET = 6000  # gradient evaluations per MCMC chain in the paper
@@ -274,21 +272,6 @@ def rows(
     return [row for rows in made for row in (rows if isinstance(rows, list) else [rows]) if row is not None]
 
 
-# Manifest entries that describe a set without changing any number a cell computes (each row's step sizes
-# and options are in the cell key already), so editing them keeps finished cells.
-DESCRIPTIVE_KEYS = (
-    "description",
-    "previews",
-    "previews_note",
-    "sha256",
-    "file_bytes",
-    "training",
-    "train_info",
-    "metrics",
-    "step_tuning",
-)
-
-
 def floor_budget(ms: ModelSet, keys: set[str], map_steps: int = DGN_STEPS, beyond: float = 1.0) -> float:
     """The smallest budget, to 0.001, at which every MCMC row among `keys` runs MIN_MCMC_STEPS iterations."""
 
@@ -303,27 +286,6 @@ def floor_budget(ms: ModelSet, keys: set[str], map_steps: int = DGN_STEPS, beyon
         mid = (low + high) // 2
         low, high = (low, mid) if enough(mid) else (mid, high)
     return high / 1000
-
-
-def models_id(ms: ModelSet) -> str:
-    """Identity of a model set for cell keys: its name, manifest, and the content of every file it uses."""
-    manifest = {k: v for k, v in (ms.manifest or {}).items() if k not in DESCRIPTIVE_KEYS}
-    h = hashlib.sha256(json.dumps({"name": ms.name, "manifest": manifest}, sort_keys=True).encode())
-    for files in (ms.generator, ms.classifier, ms.judge, ms.evaluator):
-        if isinstance(files, DcganFiles):
-            h.update(file_digest(*judge_files(files.index)).encode())
-            h.update(f"{files.preprocess}:{files.file_format}".encode())
-        elif files is not None and files.prototxt is not None:
-            h.update(file_digest(files.prototxt, files.caffemodel).encode())
-        elif files is not None:
-            h.update(f"{files.arch}:{files.seed}:{files.last_scale}".encode())
-    if ms.clip_bounds is not None:
-        h.update(file_digest(ms.clip_bounds).encode())
-    if ms.real_images is not None:  # the feature-space metrics compare with them
-        files = sorted(p for p in ms.real_images.rglob("*") if p.is_file())
-        h.update(json.dumps([str(p.relative_to(ms.real_images)) for p in files]).encode())
-        h.update(file_digest(*files).encode())
-    return h.hexdigest()[:16]
 
 
 def make_plan(
@@ -354,7 +316,7 @@ def make_plan(
     needs_bounds = [r.key for r in all_rows if r.clip]
     if needs_bounds and ms.clip_bounds is None:
         raise BadInput(f"model set {ms.name} has no clip bounds, which rows {', '.join(needs_bounds)} need")
-    mid = models_id(ms)
+    mid = models_id(ms, REPORT_USES)
     cells = [
         Cell(r, k, chains, seed, mid, i * chains if r.batches_classes else 0)
         for r in all_rows

@@ -51,6 +51,7 @@ from repro.report.metrics import METRICS, Run, Subject, measure
 from repro.report.plan import Cell, Plan, Row
 from repro.runtime import Backend, ClassTarget, make_backend
 from repro.samplers import checkpoint as npz_record
+from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import METHODS
 
@@ -341,7 +342,7 @@ class Worker:
         z0 = np.concatenate([initial_codes(plan.seed, plan.chains, code_size, start) for _ in cells])
         options = dict(row.options)
         if row.clip:
-            options["clip"] = (0.0, self.upper_bounds(code_size))
+            options["clip"] = dgn_am_box(self.upper_bounds(code_size))
         batch_key = hashlib.sha256("".join(c.key for c in cells).encode()).hexdigest()[:16]
         ckpt = out_dir / "cells" / f"{row.key}-{batch_key}.checkpoint.npz"
         result = samplers.sample(

@@ -31,6 +31,12 @@ class Bounds:
         return hashlib.sha256(self.lower.tobytes() + self.upper.tobytes()).hexdigest()
 
 
+def dgn_am_box(upper: object) -> tuple[float, object]:
+    """The `clip` option of DGN-AM's box [0, upper] (0: the codes are fc6 after ReLU): the one place the
+    lower bound is written. `upper`: per-unit bounds, or a bounds file to be read later."""
+    return (0.0, upper)
+
+
 def load_bounds(path: str | os.PathLike, dim: int) -> np.ndarray:
     """Read an `act_range` file: one line of `dim` space-separated numbers (upper bounds); float64 [dim]."""
     path = Path(path)

@@ -110,7 +110,7 @@ def resolve(
         bounds = check_clip(opts["clip"], dim)
     elif m.clip:
         raise BadInput(
-            f"option clip: method {name!r} needs bounds, e.g. clip=(0.0, load_bounds(path, {dim}))"
+            f"option clip: method {name!r} needs bounds, e.g. clip=dgn_am_box(load_bounds(path, {dim}))"
         )
     else:
         bounds = None
