@@ -33,6 +33,7 @@ KNOWN_EXTERNAL = {
         ),
         "crop": (227, 14),
         "map_lr": 8.0,
+        "classes": 1000,
     },
     "dgn-googlenet": {
         "files": [
@@ -50,6 +51,7 @@ KNOWN_EXTERNAL = {
         ),
         "crop": (224, 16),
         "map_lr": 2.0,
+        "classes": 1000,
     },
     "dgn-places205": {
         "files": [
@@ -67,6 +69,7 @@ KNOWN_EXTERNAL = {
         ),
         "crop": (227, 14),
         "map_lr": 8.0,
+        "classes": 205,
     },
 }
 
@@ -100,7 +103,7 @@ def _from_known(name: str, root: Path) -> ModelSet:
         classifier=NetFiles(root / cp, root / cm, cb),
         crop_size=k["crop"][0],
         crop_offset=k["crop"][1],
-        class_names=[f"class {i}" for i in range(1000 if name != "dgn-places205" else 205)],
+        class_names=[f"class {i}" for i in range(k["classes"])],
         map_lr=k["map_lr"],
         clip_bounds=bounds if bounds.exists() else None,
     )
