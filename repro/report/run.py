@@ -293,7 +293,10 @@ class Worker:
         out = []
         for cell in unit.cells:
             ref = refs[at[cell.class_index]]
-            seed = int(hashlib.sha256(cell.key.encode()).hexdigest()[:16], 16)
+            # the row, class and seed, not the cell key: a new identity rule must not move the numbers
+            seed = int(
+                hashlib.sha256(f"{plan.seed}:{row.key}:{cell.class_index}".encode()).hexdigest()[:16], 16
+            )
             picked = resample(ref.weights, cell.chains, seed)
             z = draws.z[picked]
             images = np.asarray(backend.images(z.astype(np.float32)), np.float32)
