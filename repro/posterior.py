@@ -51,6 +51,15 @@ class GaussianPrior:
             return None
         return np.linalg.inv(np.asarray(self.corr_factor, np.float64)).T
 
+    @cached_property
+    def factor(self) -> np.ndarray:
+        """S = diag(std) · L [D, D], Σ = S Sᵀ: a draw is mean + S ε, and the preconditioner of the samplers
+        that run under this prior (repro.samplers.precondition)."""
+        std = np.asarray(self.std, np.float64)
+        if self.corr_factor is None:
+            return np.diag(std)
+        return std[:, None] * np.asarray(self.corr_factor, np.float64)
+
     def whiten(self, z: np.ndarray) -> np.ndarray:
         """u [N, D] with log p(z) = −½‖u‖² + const, in float64 (the graph computes the same in float32)."""
         s = (np.asarray(z, np.float64) - self.mean) / self.std

@@ -33,6 +33,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,11 @@ from repro.posterior import GaussianPrior, Prior, posterior_model
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.runtime import ClassTarget, make_backend
 from repro.samplers import checkpoint as npz_record
+from repro.samplers import precondition
 from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import PRIORS, TUNINGS, Method, method
+from repro.samplers.precondition import prior_affine
 from repro.versions import versions
 
 
@@ -192,7 +195,9 @@ def _sample_into(
 
     out.start(settings)
     t0 = time.perf_counter()
-    result = samplers.sample(
+    fitted = prior if isinstance(prior, GaussianPrior) else None  # chains run preconditioned by it
+    sampler = samplers.sample if fitted is None else partial(precondition.sample, affine=prior_affine(fitted))
+    result = sampler(
         ClassTarget(backend, job.class_index),
         job.method,
         z0,
@@ -310,6 +315,7 @@ def job_settings(
         "tuning": job.tuning,
         "prior": job.prior,
         "prior_fit": _prior_identity(prior),
+        "preconditioner": "the fitted prior's covariance" if isinstance(prior, GaussianPrior) else None,
         "guidance": job.guidance,
         "chains": job.chains,
         "steps": steps,

@@ -110,6 +110,7 @@ def test_a_fitted_prior_counts_by_content_and_chains_start_at_its_draws(tmp_path
     assert record["prior"] == "fitted-full"
     assert record["settings"]["prior_fit"] == json.loads(json.dumps(_prior_identity(prior)))
     assert record["settings"]["prior_fit"]["corr_factor"]["shape"] == [512, 512]
+    assert record["settings"]["preconditioner"] == "the fitted prior's covariance"
     # the first kept state is one step from the start: near the prior draw, far from the N(0, I) code
     first = np.load(out / "samples.npz")["samples"][0]
     start = prior.draw(noise)

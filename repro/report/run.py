@@ -32,6 +32,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,16 +52,18 @@ from repro.report.metrics import METRICS, Run, Subject, measure
 from repro.report.plan import Cell, Plan, Row
 from repro.runtime import Backend, ClassTarget, make_backend
 from repro.samplers import checkpoint as npz_record
+from repro.samplers import precondition
 from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import METHODS
+from repro.samplers.precondition import prior_affine
 
 if TYPE_CHECKING:
     from repro.report.executors import Executor
 
 # 2: the feature-space metrics (kid, fd, precision, recall); 3: ‖z‖²/D; 4: the fitted prior chosen by the
-# realism of its draws, and `-prior` chains started at its draws
-CELL_VERSION = 4
+# realism of its draws, and `-prior` chains started at its draws; 5: `-prior` chains preconditioned by it
+CELL_VERSION = 5
 
 
 @dataclass
@@ -341,14 +344,18 @@ class Worker:
         backend = self.backend(row)
         target = ClassTarget(backend, np.repeat([c.class_index for c in cells], plan.chains))
         code_size = backend.code_size
-        start = self.fitted_prior() if row.prior == "fitted" else None  # chains start at draws of their prior
+        # under a fitted prior, chains start at its draws and run preconditioned by its covariance
+        start = self.fitted_prior() if row.prior == "fitted" else None
         z0 = np.concatenate([initial_codes(plan.seed, plan.chains, code_size, start) for _ in cells])
         options = dict(row.options)
         if row.clip:
             options["clip"] = dgn_am_box(self.upper_bounds(code_size))
         batch_key = hashlib.sha256("".join(c.key for c in cells).encode()).hexdigest()[:16]
         ckpt = out_dir / "cells" / f"{row.key}-{batch_key}.checkpoint.npz"
-        result = samplers.sample(
+        sampler = (
+            samplers.sample if start is None else partial(precondition.sample, affine=prior_affine(start))
+        )
+        result = sampler(
             target,
             row.method,
             z0,
