@@ -230,6 +230,7 @@ def test_metrics_json_follows_the_documented_schema(tiny_report):
         "sampler_variant",
         "metric_definitions",
         "rows",
+        "priors",
         "reference",
         "table2",
         "claims",
@@ -386,7 +387,7 @@ def test_bad_input_exits_2_with_one_line(tiny_report, tmp_path, capsys):
     models = str(tiny_report["models"])
     assert main(["report", "--models", models, "--classes", "0,7", "-o", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "class 7" in err and len(err.splitlines()) == 1
+    assert err.startswith("error:") and "class index 7" in err and len(err.splitlines()) == 1
     assert main(["report", "--models", models, "--classes", "x", "-o", str(tmp_path / "b")]) == 2
     assert "--classes" in capsys.readouterr().err
     assert main(["report", "--models", models, "--budget", "0", "-o", str(tmp_path / "c")]) == 2
