@@ -305,6 +305,13 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
     + ", ".join(f"{m.name} {m.published_steps}" for m in METHODS.values())
     + "]",
 )
+@click.option(
+    "--gradients",
+    default=None,
+    type=click.IntRange(1, MAX_STEPS * 100),
+    help="gradient evaluations per chain, warm-up included, in place of --steps: as many iterations as "
+    "spend them at the method's cost per iteration (HMC: L), so methods compare at equal cost",
+)
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--step-size", default=None, type=float, help="override the method's initial step size")
 @click.option(
@@ -359,6 +366,7 @@ def sample(
     method,
     chains,
     steps,
+    gradients,
     seed,
     step_size,
     adapt,
@@ -387,6 +395,7 @@ def sample(
         method=method,
         chains=chains,
         steps=steps,
+        gradients=gradients,
         seed=seed,
         backend=backend,
         device=device,

@@ -56,7 +56,7 @@ from repro.samplers import checkpoint as npz_record
 from repro.samplers import precondition
 from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
-from repro.samplers.methods import PRIORS, TUNINGS, Method, method
+from repro.samplers.methods import PRIORS, TUNINGS, Method, iterations_for, method
 from repro.samplers.precondition import prior_affine
 from repro.versions import versions
 
@@ -83,6 +83,9 @@ class SampleJob:
     tuning: str = "paper"
     prior: str = "standard"
     guidance: float = 1.0
+    # Gradient evaluations per chain in place of `steps`, warm-up included: as many iterations as spend them
+    # at the method's cost per iteration (samplers.methods.iterations_for), so methods compare at equal cost.
+    gradients: int | None = None
 
 
 def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
@@ -92,7 +95,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     ms = job.models
     ms.check_classes([job.class_index])
     step_size = ms.start_step(m) if job.step_size is None else job.step_size
-    steps = job.steps or m.published_steps
+    steps = _iterations(job, m)
     if job.tuning not in TUNINGS:
         raise BadInput(f"--tuning: expected one of {', '.join(TUNINGS)}, got {job.tuning!r}")
     if job.prior not in PRIORS:
@@ -128,6 +131,23 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
             f"{out.folder} (run.json: nonfinite)"
         )
     return record
+
+
+def _iterations(job: SampleJob, m: Method) -> int:
+    """--steps, or the iterations that spend --gradients (refused below one iteration's cost)."""
+    if job.gradients is None:
+        return job.steps or m.published_steps
+    if job.steps is not None:
+        raise BadInput("--steps and --gradients both set the run's length: give one of them")
+    per_iteration = m.kernel.gradients_per_step(
+        **{k: v for k, v in {**m.published, **job.options}.items() if k in m.kernel.OPTIONS}
+    )
+    if job.gradients < per_iteration:
+        raise BadInput(
+            f"--gradients {job.gradients}: one iteration of {job.method} costs {per_iteration} gradient "
+            f"evaluations per chain"
+        )
+    return iterations_for(job.gradients, per_iteration)
 
 
 def _refuse_what_cannot_fit(job: SampleJob, steps: int, thin: object) -> None:
@@ -241,6 +261,7 @@ def _sample_into(
         **{key: settings[key] for key in shown},
         "class_name": ms.class_names[job.class_index],
         "step_size": step_size,
+        "gradients": job.gradients,
         "options": {k: (v if not isinstance(v, tuple) else "per-unit bounds") for k, v in options.items()},
         "backend": job.backend,
         "device": str(getattr(backend, "device", job.device)),

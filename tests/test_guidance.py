@@ -115,3 +115,39 @@ def test_a_fitted_prior_counts_by_content_and_chains_start_at_its_draws(tmp_path
     first = np.load(out / "samples.npz")["samples"][0]
     start = prior.draw(noise)
     assert np.linalg.norm(first - start) < 0.5 * np.linalg.norm(first - noise)
+
+
+@pytest.mark.parametrize(("method", "iterations"), [("mala", 40), ("hmc", 4), ("mala-released", 20)])
+def test_gradients_set_the_run_length_at_the_methods_cost(method, iterations, tmp_path, monkeypatch):
+    """`--gradients 40`: MALA 40 iterations, HMC (L = 10) 4, the released MALA (a logits call beside each
+    gradient) 20; run.json says both, and the gradients the run spent (each iteration's, plus the start's)."""
+    import json
+
+    from repro.cli import main
+    from tests.test_report import write_tiny_set
+
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    tiny = write_tiny_set(tmp_path / "tiny")
+    out = tmp_path / "out"
+    args = ["sample", "--models", str(tiny), "--class", "1", "--method", method, "--chains", "2"]
+    assert main([*args, "--gradients", "40", "--no-parity-check", "-o", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert (record["gradients"], record["steps"]) == (40, iterations)
+    assert record["n_grad"] == 41  # the budget, and the start's evaluation
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--gradients", "40", "--steps", "10"], "--steps and --gradients both set the run's length"),
+        (["--gradients", "5"], "--gradients 5: one iteration of hmc costs 10 gradient evaluations"),
+    ],
+)
+def test_a_gradient_budget_that_cannot_run_is_refused_in_one_line(extra, message, capsys, tmp_path):
+    from repro.cli import main
+
+    args = ["sample", "--class", "0", "--method", "hmc", *extra, "-o", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from repro.errors import BadInput
 from repro.modelsets import REPORT_USES, ModelSet, models_id
-from repro.samplers.methods import METHODS, Method
+from repro.samplers.methods import METHODS, Method, iterations_for
 
 PAPER_BUDGET = 6000  # gradient evaluations per MCMC chain in the paper
 DGN_STEPS = METHODS["map-clip"].published_steps  # DGN-AM's MAP iterations for CaffeNet
@@ -129,7 +129,7 @@ class Plan:
 
 def mcmc_steps(budget: float, gradients_per_step: int = 1) -> int:
     """Iterations that spend `budget` × 6000 gradients at the kernel's gradients per iteration."""
-    return max(2, round(PAPER_BUDGET * budget / gradients_per_step))
+    return max(2, iterations_for(PAPER_BUDGET * budget, gradients_per_step))
 
 
 # β of the guidance study (beyond the paper): the paper's exact posterior holds no class-specific images;

@@ -155,6 +155,14 @@ METHODS: dict[str, Method] = {
 }
 
 
+def iterations_for(gradients: float, per_iteration: int) -> int:
+    """Iterations that spend `gradients` gradient evaluations per chain at a kernel's cost per iteration
+    (its `gradients_per_step`: HMC's L, the released samplers' extra logits calls), at least one: the one
+    rule by which a report's budget and `repro sample --gradients` become iterations, so methods compare at
+    equal cost."""
+    return max(1, round(gradients / per_iteration))
+
+
 def method(name: str) -> Method:
     if name not in METHODS:
         raise BadInput(f"method: expected one of {', '.join(METHODS)}, got {name!r}")
