@@ -332,11 +332,11 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
 @click.option("--no-parity-check", is_flag=True, help="skip the ORT vs torch check on the first batch")
 @click.option(
     "--tuning",
-    default="paper",
-    show_default=True,
+    default=None,
     type=click.Choice(TUNINGS),
     help="MCMC step sizes: the paper's decaying schedules, or a constant step tuned by dual averaging in the "
-    "first quarter of the steps (the report's -da rows)",
+    "first quarter of the steps (the report's -da rows) [default: paper; dual-averaging for the samplers "
+    "beyond the paper, mala-mass and hmc-jitter, which have no published schedule]",
 )
 @click.option(
     "--prior",

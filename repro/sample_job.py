@@ -29,6 +29,7 @@ first step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -80,7 +81,7 @@ class SampleJob:
     # What the report's rows vary, so one row can be run alone: "paper" (the published schedules) or
     # "dual-averaging" (the `-da` rows); "standard" (the method's N(0, σ²I)) or "fitted" (the `-prior` rows'
     # Gaussian, repro.evaluate.code_prior); and guidance β, the likelihood raised to β.
-    tuning: str = "paper"
+    tuning: str | None = None  # None: the method's first (Method.tunings)
     prior: str = "standard"
     guidance: float = 1.0
     # Gradient evaluations per chain in place of `steps`, warm-up included: as many iterations as spend them
@@ -92,12 +93,11 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     """Run the job into out_dir (see the module docstring); `replace`: replace a folder holding another
     run's files, and discard an interrupted other run's checkpoint."""
     m = method(job.method)
+    job = dataclasses.replace(job, tuning=_tuning(job, m))
     ms = job.models
     ms.check_classes([job.class_index])
     step_size = ms.start_step(m) if job.step_size is None else job.step_size
     steps = _iterations(job, m)
-    if job.tuning not in TUNINGS:
-        raise BadInput(f"--tuning: expected one of {', '.join(TUNINGS)}, got {job.tuning!r}")
     if job.prior not in PRIORS:
         raise BadInput(f"--prior: expected one of {', '.join(PRIORS)}, got {job.prior!r}")
     if job.prior != "standard" and m.prior_sigma is None:
@@ -131,6 +131,19 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
             f"{out.folder} (run.json: nonfinite)"
         )
     return record
+
+
+def _tuning(job: SampleJob, m: Method) -> str:
+    if job.tuning is None:
+        return m.tunings[0]
+    if job.tuning not in TUNINGS:
+        raise BadInput(f"--tuning: expected one of {', '.join(TUNINGS)}, got {job.tuning!r}")
+    if job.tuning not in m.tunings:
+        raise BadInput(
+            f"--tuning {job.tuning}: method {job.method} runs only with {' or '.join(m.tunings)} (it has no "
+            f"published schedule)"
+        )
+    return job.tuning
 
 
 def _iterations(job: SampleJob, m: Method) -> int:

@@ -65,6 +65,11 @@ def test_repro_sample_runs_what_a_report_row_runs(tmp_path, monkeypatch):
     assert (record["tuning"], record["prior"], record["guidance"]) == ("dual-averaging", "fitted", 10.0)
     assert record["options"] == METHODS["mala"].dual_averaging(8) == {"schedule": "constant", "adapt": 2}
     assert record["settings"]["guidance"] == 10.0
+    # a sampler beyond the paper has no published schedule: dual averaging is its default
+    assert main([*args[:5], "--method", "hmc-jitter", "--steps", "8", "-o", str(tmp_path / "jitter")]) == 0
+    record = json.loads((tmp_path / "jitter" / "run.json").read_text())
+    assert record["tuning"] == "dual-averaging"
+    assert record["options"] == {"schedule": "constant", "adapt": 2, "n_leapfrog": 10}
 
 
 @pytest.mark.parametrize(
@@ -74,6 +79,7 @@ def test_repro_sample_runs_what_a_report_row_runs(tmp_path, monkeypatch):
         ("map-clip", ["--tuning", "dual-averaging"], "method map-clip is a method without an accept step"),
         ("hmc-released", ["--tuning", "dual-averaging"], "method hmc-released is the authors' released"),
         ("mala", ["--guidance", "0"], "Invalid value for '--guidance'"),
+        ("mala-mass", ["--tuning", "paper"], "method mala-mass runs only with dual-averaging"),
     ],
 )
 def test_sample_options_that_do_not_apply_are_refused_in_one_line(method, option, message, capsys, tmp_path):

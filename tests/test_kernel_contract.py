@@ -29,6 +29,8 @@ def test_every_kernel_in_the_table_keeps_the_contract():
         "repro.samplers.hmc",
         "repro.samplers.mala_released",
         "repro.samplers.hmc_released",
+        "repro.samplers.mala_mass",
+        "repro.samplers.hmc_jitter",
     }
     for m in METHODS.values():
         assert check_kernel(m.kernel) is m.kernel

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from repro.errors import BadInput
-from repro.samplers import checkpoint, sample
+from repro.samplers import checkpoint, hmc_jitter, sample
 from repro.samplers.targets import LogGamma
 
 TARGET = LogGamma(np.array([2.0, 0.7, 5.0]))  # element-wise, so rows never interact
@@ -19,6 +19,9 @@ RUNS = [
     ("hmc", 0.4, {"adapt": 15, "n_leapfrog": 4, "thin": 2}),
     ("map-clip", 0.5, {"clip": (0.0, 2.0), "schedule": "linear", "lr_end": 0.01}),
     ("mala-clip", 0.8, {"clip": (-1.0, 1.0)}),
+    # a mass learnt in warm-up (its first window closes at 25) and HMC's jittered L, carried in State.memory
+    ("mala-mass", 0.5, {"adapt": 30, "thin": 2}),
+    ("hmc-jitter", 0.4, {"adapt": 30, "n_leapfrog": 3}),
 ]
 
 
@@ -138,7 +141,12 @@ class Counting:
 
 @pytest.mark.parametrize(
     ("method", "options", "expected"),
-    [("map", {}, 31), ("mala", {}, 31), ("hmc", {"n_leapfrog": 7}, 1 + 30 * 7)],
+    [
+        ("map", {}, 31),
+        ("mala", {}, 31),
+        ("hmc", {"n_leapfrog": 7}, 1 + 30 * 7),
+        ("hmc-jitter", {"n_leapfrog": 7}, 1 + sum(hmc_jitter.leapfrog_steps(n, 7) for n in range(30))),
+    ],
 )
 def test_gradient_count(method, options, expected):
     target = Counting()

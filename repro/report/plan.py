@@ -151,7 +151,10 @@ class RowContext:
 
 def _published(m: Method, c: RowContext) -> Row | None:
     """The method as published: DGN-AM's MAP for `map_steps` iterations, the paper's MCMC at the budget, the
-    released samplers at their scripts' iterations (× budget)."""
+    released samplers at their scripts' iterations (× budget). The samplers beyond the paper have no
+    published run: their rows are their dual-averaging ones."""
+    if "paper" not in m.tunings:
+        return None
     if m.released:
         steps, label = max(2, round(m.published_steps * c.budget)), m.label
     elif m.mcmc:

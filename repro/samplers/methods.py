@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from repro.errors import BadInput
-from repro.samplers import hmc, hmc_released, mala, mala_released
+from repro.samplers import hmc, hmc_jitter, hmc_released, mala, mala_mass, mala_released
 from repro.samplers import map as map_kernel
 from repro.samplers.kernel import check_kernel
 
@@ -58,6 +58,9 @@ class Method:
     step_size: float | None = None  # `sample`'s default step size
     paper_key: str | None = None  # the paper's Table 2 row this method reproduces
     released: str | None = None  # the authors' released code this preset computes (repository@commit)
+    # How its step sizes may be chosen (TUNINGS), the first by default: the samplers beyond the paper adapt
+    # in warm-up and have no published schedule to run.
+    tunings: tuple[str, ...] = TUNINGS
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)
@@ -73,7 +76,7 @@ class Method:
         trajectory's structure (HMC's L) stays as published. Beyond the paper: the report's `-da` rows and
         `repro sample --tuning dual-averaging`. Not for MAP (no accept step to tune by) nor for the released
         samplers (reproduced as their code ran)."""
-        if not self.mcmc or self.released:
+        if not self.mcmc or self.released or "dual-averaging" not in self.tunings:
             kind = "the authors' released sampler" if self.released else "a method without an accept step"
             raise BadInput(f"method {self.name} is {kind}: dual averaging does not apply to it")
         kept = {
@@ -150,6 +153,32 @@ METHODS: dict[str, Method] = {
             steps=400,
             step_size=1.0,
             released="BowenXu/synthesizing@a382fc2 (bowen_HMC)",
+        ),
+        # Beyond the paper (issue: samplers that mix): the paper's posterior, kernels that adapt more than a
+        # step in warm-up. Their `published` keeps only the structure dual averaging keeps (HMC's mean L).
+        Method(
+            "mala-mass",
+            mala_mass,
+            "MALA, adapted diagonal mass",
+            "log_softmax",
+            1.0,
+            False,
+            {},
+            "mala_step",
+            600,
+            tunings=("dual-averaging",),
+        ),
+        Method(
+            "hmc-jitter",
+            hmc_jitter,
+            "HMC, jittered L, adapted diagonal mass",
+            "log_softmax",
+            1.0,
+            False,
+            {"n_leapfrog": 10},
+            "hmc_step",
+            600,
+            tunings=("dual-averaging",),
         ),
     )
 }

@@ -1,0 +1,136 @@
+"""A diagonal mass matrix each chain adapts in warm-up, from the draws and the gradients its cache holds.
+
+MALA with an identity mass and HMC with unit momentum move every direction by the same step, so the
+narrowest direction of the posterior sets the step for all of them. With a diagonal mass M⁻¹ = diag(s²) a
+kernel runs on u = z / s, where a target whose unit i has scale σ_i looks isotropic once s_i ≈ σ_i.
+
+The estimate is nutpie's (Seyboldt et al.): s_i⁴ = Var(z_i) / Var(∂_i log π), exact for any Gaussian with a
+diagonal covariance (the gradient's variance is 1/σ_i²) and, by using the gradients as well as the draws,
+much less noisy than Var(z_i) alone from a short, autocorrelated window. Each chain estimates its own s from
+its own warm-up (Welford sums over windows of 25, 50, 100, ... iterations, as Stan's doubling windows), so
+a chain never depends on the chains beside it; s is frozen when warm-up ends (the loop's t is then a
+number), which makes every later transition exact for π. Dual averaging keeps tuning the step throughout
+warm-up, so the step follows each new s.
+
+The wrapper keeps the loop's state in z's coordinates (what checkpoints, traces and samples hold): a step
+maps the cache to u (u = z/s, ∇_u = s·∇_z), runs the base kernel on the scaled target, and maps back; a
+rejected chain keeps its z, value and gradient exactly. Everything a chain carries (its iteration count, the
+window's sums and s) lives in `State.memory`, which checkpoints store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from repro.errors import BadInput
+from repro.samplers.bounds import Bounds
+from repro.samplers.state import Draws, Info, State, Target
+from repro.samplers.state import init as init_state
+
+FIRST_WINDOW = 25  # iterations before the first estimate; each later window is twice the one before
+MIN_WINDOW = 10  # a window shorter than this (the first one cut short) leaves s as it is
+# How far one window's estimate may move s, as a factor either way: a window in which a chain barely moved
+# (all proposals rejected) has Var(z) ≈ 0, which must not collapse its step.
+MAX_CHANGE = 100.0
+# Layout of a chain's memory row: count, window count, then five blocks of D (sums of z, of z², of ∇, of
+# ∇², and s).
+_HEAD = 2
+
+
+def init(target: Target, z0: np.ndarray) -> State:
+    """The cached state with memory: counts 0, empty sums, s = 1 (the identity mass to start with)."""
+    state = init_state(target, z0)
+    chains, dim = state.z.shape
+    memory = np.zeros((chains, _HEAD + 5 * dim))
+    memory[:, _HEAD + 4 * dim :] = 1.0
+    return State(state.z, state.logp, state.grad, memory)
+
+
+def scale(state: State) -> np.ndarray:
+    """[C, D] each chain's s (the square root of its inverse mass's diagonal)."""
+    dim = state.z.shape[1]
+    return state.memory[:, _HEAD + 4 * dim :]
+
+
+def iteration(state: State) -> np.ndarray:
+    """[C] the iterations each chain has taken (all equal within a run): the jitter's counter."""
+    return state.memory[:, 0]
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """The target on u = z / s, row by row: log π(s·u), gradient s·∇log π."""
+
+    target: Target
+    s: np.ndarray  # [C, D]
+
+    def value_and_grad(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logp, grad = self.target.value_and_grad(u * self.s)
+        return logp, np.asarray(grad, np.float64) * self.s
+
+
+def window_ends(count: int) -> bool:
+    """Whether a window closes after `count` iterations: 25, 75, 175, 375, ... (sizes 25, 50, 100, ...)."""
+    size, end = FIRST_WINDOW, FIRST_WINDOW
+    while end < count:
+        size *= 2
+        end += size
+    return end == count
+
+
+def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Add this iteration to the window's sums; at a window's end, re-estimate s and empty the sums."""
+    dim = z.shape[1]
+    memory = memory.copy()
+    blocks = [memory[:, _HEAD + k * dim : _HEAD + (k + 1) * dim] for k in range(5)]
+    sum_z, sum_z2, sum_g, sum_g2, s = blocks
+    memory[:, 0] += 1
+    memory[:, 1] += 1
+    sum_z += z
+    sum_z2 += z * z
+    sum_g += grad
+    sum_g2 += grad * grad
+    n = memory[0, 1]
+    if not window_ends(int(memory[0, 0])):
+        return memory
+    if n >= MIN_WINDOW:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var_z = np.maximum(sum_z2 / n - (sum_z / n) ** 2, 0.0)
+            var_g = np.maximum(sum_g2 / n - (sum_g / n) ** 2, 0.0)
+            estimate = (var_z / var_g) ** 0.25
+        usable = np.isfinite(estimate) & (estimate > 0)
+        s[:] = np.where(usable, np.clip(estimate, s / MAX_CHANGE, s * MAX_CHANGE), s)
+    memory[:, 1] = 0
+    for block in (sum_z, sum_z2, sum_g, sum_g2):
+        block[:] = 0.0
+    return memory
+
+
+BaseStep = Callable[[State, Target, np.ndarray, Draws, "int | None"], tuple[State, Info]]
+
+
+def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
+    """The step of a base kernel run on u = z / s; `base(state)` builds the base step for this iteration
+    (HMC's jittered L reads the state's count), given the state in z's coordinates."""
+    if bounds is not None:
+        raise BadInput("clip: an adapted mass rescales the code's coordinates; it cannot be clipped")
+
+    def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None):
+        s = scale(state)
+        inner = State(state.z / s, state.logp, state.grad * s)
+        moved, info = base(state)(inner, Scaled(target, s), eps, draws, t)
+        keep = ~info.accepted[:, None]
+        z = np.where(keep, state.z, moved.z * s)
+        grad = np.where(keep, state.grad, moved.grad / s)
+        logp = np.where(info.accepted, moved.logp, state.logp)
+        if t is None:  # warm-up: learn s; afterwards it stays fixed
+            memory = _update(state.memory, z, grad)
+        else:
+            memory = state.memory.copy()
+            memory[:, 0] += 1
+        return State(z, logp, grad, memory), info
+
+    return step
