@@ -1,0 +1,53 @@
+"""tools/sampler_efficiency: every method at equal cost from the same starts, its table paired by seed with
+MALA (dual averaging), and bad options refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from repro.samplers import METHODS
+from tools.sampler_efficiency import main
+
+
+def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
+    out = tmp_path / "efficiency.json"
+    args = ["--gradients", "120", "--seeds", "2", "--chains", "2", "--betas", "1", "--methods"]
+    assert main([*args, "hmc-jitter,mala-mass", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert {(r["prior"], r["method"]) for r in result["table"]} == {
+        (p, m) for p in ("standard", "fitted") for m in ("mala", "hmc-jitter", "mala-mass")
+    }
+    for r in result["rows"]:
+        # warm-up included, the initial gradient too; HMC's jittered L averages L̄ only over many iterations
+        spare = METHODS[r["method"]].kernel.gradients_per_step(n_leapfrog=10) * 2
+        assert abs(r["n_grad"] - 121) <= spare, r
+        assert 0 < r["ess_bulk_per_grad"] and r["worst_summary"]
+    for r in result["table"]:
+        if r["method"] == "mala":
+            assert r["ratio_median"] == r["ratio_min"] == r["ratio_max"] == 1.0
+        assert f"| {r['prior']} | {r['method']} |" in printed
+    assert {r["worst_summary"] for r in result["rows"]} <= {
+        "logp", "sq_norm", "log_likelihood", *(f"projection_{j}" for j in range(3)),
+        *(f"principal_{j}" for j in range(3)),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--methods", "map-clip"], "--methods: 'map-clip' is not an MCMC method"),
+        (["--betas", "1,x"], "--betas: expected comma-separated float values"),
+        (["--betas", "0"], "--betas: expected finite values > 0"),
+        (["--priors", "wide"], "--priors: expected standard and/or fitted"),
+        (["--seeds", "1"], "--seeds and --chains: at least 2"),
+        (["--class", "99"], "class index 99 is outside"),
+        (["-o", "/nonexistent/folder/e.json"], "its folder does not exist"),
+    ],
+)
+def test_bad_options_are_refused_in_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

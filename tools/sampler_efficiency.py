@@ -1,0 +1,290 @@
+"""Effective samples per gradient of every MCMC sampler on a model set's posterior, at equal cost.
+
+    python -m tools.sampler_efficiency [--models embedded] [--gradients 2000] [--seeds 5] [-o efficiency.json]
+
+Every gradient of the paper's posterior is a forward and backward pass of two nets, so samplers are compared
+by what a gradient buys. For each guidance level β and prior (N(0, I), or the Gaussian fitted to real codes,
+under which the chains run preconditioned by its covariance as the report's `-prior` rows do), each method
+runs with dual averaging from the same start codes (initial_codes of the seed) for the same gradient
+evaluations per chain, warm-up included (samplers.methods.iterations_for, as `repro sample --gradients`).
+After warm-up its draws are summarised by log π, ‖z‖², the target's log-likelihood log p(k | G(z)), three
+random unit projections of z and the top three principal directions of the pooled draws of every run at that
+setting (a long run in all, the same directions for every method); the worst bulk and tail ESS over these,
+divided by chains × gradients (repro.evaluate.diagnostics.summarize), is a run's efficiency. Each seed pairs
+every method with MALA with dual averaging on the same start codes: the table gives the ratio's median and
+range over seeds, with acceptance, step, HMC's trajectory length ε·L̄ (in the coordinates the kernel runs
+in), the largest split-R̂ and ESS per second. Run it on a quiet machine: ESS per second is a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from repro import samplers
+from repro.atomic import write_text
+from repro.errors import BadInput, ReproError
+from repro.evaluate.code_prior import fitted_prior
+from repro.evaluate.diagnostics import summarize
+from repro.evaluate.image_metrics import ImageMetrics
+from repro.modelsets import code_size, resolve
+from repro.posterior import GaussianPrior, posterior_model
+from repro.runtime import ClassTarget, make_backend
+from repro.samplers import METHODS, precondition
+from repro.samplers.initial import initial_codes
+from repro.samplers.methods import iterations_for
+
+BASELINE = "mala"
+DEFAULT_METHODS = ("mala", "hmc", "mala-mass", "hmc-jitter")
+N_COMPONENTS = 3
+
+
+def _setting(ms, beta: float, prior_kind: str, scorers):
+    """The posterior's backend and prior term at one (β, prior) setting."""
+    mala = METHODS[BASELINE]
+    prior = mala.prior_sigma
+    if prior_kind == "fitted":
+        prior = fitted_prior(ms, code_size(ms), "fitted", scorers)
+    backend = make_backend("ort", posterior_model(ms, mala.objective, prior, beta), "cpu")
+    return backend, prior
+
+
+def _log_prior(prior, z: np.ndarray) -> np.ndarray:
+    """log p(z) up to a constant, [K, C] for z [K, C, D]."""
+    if isinstance(prior, GaussianPrior):
+        flat = prior.whiten(z.reshape(-1, z.shape[-1]))
+        return -0.5 * np.sum(flat**2, axis=1).reshape(z.shape[:-1])
+    return -0.5 * np.sum(z**2, axis=-1) / prior**2
+
+
+def measure(
+    models: str,
+    class_index: int,
+    methods: tuple[str, ...],
+    betas: tuple[float, ...],
+    priors: tuple[str, ...],
+    seeds: int,
+    chains: int,
+    gradients: int,
+    progress: bool = True,
+) -> dict:
+    ms = resolve(models)
+    ms.check_classes([class_index])
+    for name in methods:
+        if name not in METHODS or not METHODS[name].mcmc or METHODS[name].released:
+            raise BadInput(f"--methods: {name!r} is not an MCMC method that dual averaging tunes")
+    methods = (BASELINE, *[m for m in methods if m != BASELINE])
+    scorers = ImageMetrics(ms) if "fitted" in priors else None
+    settings = [(beta, prior) for beta in betas for prior in priors]
+    out = {"models": ms.name, "class": class_index, "chains": chains, "gradients": gradients, "rows": []}
+    bar = tqdm(total=len(settings) * len(methods) * seeds, desc="runs", disable=not progress, file=sys.stderr)
+    for beta, prior_kind in settings:
+        backend, prior = _setting(ms, beta, prior_kind, scorers)
+        runs = {}
+        for method in methods:
+            for seed in range(seeds):
+                runs[method, seed] = _sample(ms, backend, class_index, method, chains, gradients, seed, prior)
+                bar.update(1)
+        directions = _principal_directions([r.samples[r.warmup :] for r in runs.values()])
+        for (method, seed), result in runs.items():
+            out["rows"].append(
+                {
+                    "beta": beta,
+                    "prior": prior_kind,
+                    "method": method,
+                    "seed": seed,
+                    **_efficiency(result, prior, beta, directions),
+                }
+            )
+    bar.close()
+    out["table"] = table(out["rows"])
+    return out
+
+
+def _sample(ms, backend, class_index, method, chains, gradients, seed, prior):
+    m = METHODS[method]
+    steps = iterations_for(gradients, m.kernel.gradients_per_step(**m.dual_averaging(1)))
+    options = m.dual_averaging(steps)
+    target = ClassTarget(backend, np.full(chains, class_index))
+    fitted = isinstance(prior, GaussianPrior)
+    z0 = initial_codes(seed, chains, backend.code_size, prior if fitted else None)
+    step = ms.start_step(m)
+    if fitted:
+        affine = precondition.prior_affine(prior)
+        return precondition.sample(target, method, z0, steps, seed, step, affine=affine, **options)
+    return samplers.sample(target, method, z0, steps, seed, step, **options)
+
+
+def _principal_directions(kept: list[np.ndarray]) -> np.ndarray:
+    """[D, N_COMPONENTS]: the top principal directions of every run's draws pooled."""
+    pooled = np.concatenate([k.reshape(-1, k.shape[-1]) for k in kept])
+    centred = pooled - pooled.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return vt[:N_COMPONENTS].T
+
+
+def _efficiency(result, prior, beta: float, directions: np.ndarray) -> dict:
+    def extra(kept: np.ndarray) -> dict[str, np.ndarray]:
+        # log π = β log p(k | G(z)) + log p(z) + const: the likelihood from the trace (thin 1, so the kept
+        # states are the states after warm-up), no extra pass
+        logp = result.logp[result.warmup :]
+        named = {
+            "sq_norm": np.sum(kept**2, axis=-1),
+            "log_likelihood": (logp - _log_prior(prior, kept)) / beta,
+        }
+        projected = kept @ directions
+        named.update({f"principal_{j}": projected[:, :, j] for j in range(directions.shape[1])})
+        return named
+
+    d = summarize(result, extra=extra)
+    worst = min(d["summaries"], key=lambda k: d["summaries"][k]["ess_per_grad"] or 0.0)
+    m = METHODS[result.method]
+    length = None
+    if "n_leapfrog" in m.kernel.OPTIONS:
+        length = d["step_size_median"] * m.dual_averaging(1)["n_leapfrog"]
+    return {
+        "acceptance": d["accept_rate_mean"],
+        "step": d["step_size_median"],
+        "trajectory": length,
+        "ess_bulk_per_grad": d["ess_per_grad_min"],
+        "ess_tail_per_grad": d["ess_tail_per_grad_min"],
+        "worst_summary": worst,
+        "rhat_max": d["rhat_max"],
+        "ess_per_second": min(s["ess_per_second"] or 0.0 for s in d["summaries"].values()),
+        "seconds": d["seconds"],
+        "n_grad": d["n_grad"],
+    }
+
+
+def table(rows: list[dict]) -> list[dict]:
+    """Per (β, prior, method): medians over seeds, and the ratio to MALA (dual averaging) paired by seed."""
+    out = []
+    keys = sorted({(r["beta"], r["prior"]) for r in rows}, key=lambda k: (k[0], k[1] != "standard"))
+    for beta, prior in keys:
+        here = [r for r in rows if (r["beta"], r["prior"]) == (beta, prior)]
+        base = {r["seed"]: r["ess_bulk_per_grad"] for r in here if r["method"] == BASELINE}
+        for method in dict.fromkeys(r["method"] for r in here):
+            mine = [r for r in here if r["method"] == method]
+            ratios = [r["ess_bulk_per_grad"] / base[r["seed"]] for r in mine if base.get(r["seed"])]
+            med = {
+                k: _median([r[k] for r in mine])
+                for k in (
+                    "acceptance",
+                    "step",
+                    "trajectory",
+                    "ess_bulk_per_grad",
+                    "ess_tail_per_grad",
+                    "rhat_max",
+                    "ess_per_second",
+                )
+            }
+            worst = max(set(r["worst_summary"] for r in mine), key=[r["worst_summary"] for r in mine].count)
+            out.append(
+                {
+                    "beta": beta,
+                    "prior": prior,
+                    "method": method,
+                    **med,
+                    "worst_summary": worst,
+                    "ratio_median": _median(ratios),
+                    "ratio_min": min(ratios) if ratios else None,
+                    "ratio_max": max(ratios) if ratios else None,
+                    "seeds": len(mine),
+                }
+            )
+    return out
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def markdown(result: dict) -> str:
+    head = (
+        "| β | prior | method (dual averaging) | acceptance | step | ε·L̄ | bulk ESS/grad | tail ESS/grad | "
+        "× MALA (median, range over seeds) | worst summary | max R̂ | ESS/s |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in result["table"]:
+
+        def f(x, fmt=".3g"):
+            return "–" if x is None else format(x, fmt)
+
+        ratio = f"{f(r['ratio_median'], '.2f')} ({f(r['ratio_min'], '.2f')}–{f(r['ratio_max'], '.2f')})"
+        cells = [
+            f"{r['beta']:g}",
+            r["prior"],
+            r["method"],
+            f(r["acceptance"], ".2f"),
+            f(r["step"]),
+            f(r["trajectory"]),
+            f(r["ess_bulk_per_grad"], ".4f"),
+            f(r["ess_tail_per_grad"], ".4f"),
+            ratio,
+            r["worst_summary"],
+            f(r["rhat_max"], ".3f"),
+            f(r["ess_per_second"], ".2f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _numbers(text: str, kind, name: str) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise BadInput(f"{name}: expected comma-separated {kind.__name__} values, got {text!r}") from None
+    if not values:
+        raise BadInput(f"{name}: expected at least one value")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="embedded")
+    parser.add_argument("--class", dest="class_index", type=int, default=0)
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--betas", default="1,10", help="guidance levels β [default: 1,10]")
+    parser.add_argument("--priors", default="standard,fitted")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--gradients", type=int, default=2000, help="per chain, warm-up included")
+    parser.add_argument("-o", "--out", type=Path, help="also write the rows and the table as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        methods = _numbers(args.methods, str, "--methods")
+        betas = _numbers(args.betas, float, "--betas")
+        priors = _numbers(args.priors, str, "--priors")
+        if any(p not in ("standard", "fitted") for p in priors):
+            raise BadInput(f"--priors: expected standard and/or fitted, got {args.priors!r}")
+        if any(not (np.isfinite(b) and b > 0) for b in betas):
+            raise BadInput(f"--betas: expected finite values > 0, got {args.betas!r}")
+        if args.seeds < 2 or args.chains < 2 or args.gradients < 100:
+            raise BadInput("--seeds and --chains: at least 2; --gradients: at least 100")
+        if args.out is not None and not args.out.parent.is_dir():
+            raise BadInput(f"-o {args.out}: its folder does not exist")
+        started = time.perf_counter()
+        result = measure(
+            args.models, args.class_index, methods, betas, priors, args.seeds, args.chains, args.gradients
+        )
+    except ReproError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result["command"] = shlex.join(["python", "-m", "tools.sampler_efficiency", *(argv or sys.argv[1:])])
+    result["seconds"] = time.perf_counter() - started
+    print(markdown(result))
+    if args.out is not None:
+        write_text(args.out, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
