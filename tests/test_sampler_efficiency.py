@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 from repro.samplers import METHODS
 from tools.sampler_efficiency import main
@@ -16,6 +17,7 @@ def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
     args = ["--gradients", "120", "--seeds", "2", "--chains", "2", "--betas", "1", "--methods"]
     assert main([*args, "hmc-jitter,mala-mass", "-o", str(out)]) == 0
     result = json.loads(out.read_text())
+    assert Image.open(out.with_suffix(".png")).size[0] > 300
     printed = capsys.readouterr().out
     assert {(r["prior"], r["method"]) for r in result["table"]} == {
         (p, m) for p in ("standard", "fitted") for m in ("mala", "hmc-jitter", "mala-mass")
@@ -45,6 +47,7 @@ def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
         (["--seeds", "1"], "--seeds and --chains: at least 2"),
         (["--class", "99"], "class index 99 is outside"),
         (["-o", "/nonexistent/folder/e.json"], "its folder does not exist"),
+        (["-o", "/tmp/e.txt"], "expected a .json file"),
     ],
 )
 def test_bad_options_are_refused_in_one_line(args, message, capsys):

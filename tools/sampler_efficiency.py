@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from repro import samplers
-from repro.atomic import write_text
+from repro.atomic import atomic_path, write_text
 from repro.errors import BadInput, ReproError
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
@@ -237,6 +237,41 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(result: dict, path: Path) -> None:
+    """Each method's ESS per gradient over MALA's, per (β, prior): the median over seeds, bars spanning their
+    range, on a log scale with the issue's target (5×) marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys((r["beta"], r["prior"]) for r in result["table"]))
+    methods = list(dict.fromkeys(r["method"] for r in result["table"]))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(settings), 3.4))
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        xs, med, low, high = [], [], [], []
+        for i, setting in enumerate(settings):
+            r = next(r for r in result["table"] if (r["beta"], r["prior"], r["method"]) == (*setting, method))
+            if r["ratio_median"] is None:
+                continue
+            xs.append(i + (j - (len(methods) - 1) / 2) * width)
+            med.append(r["ratio_median"])
+            low.append(r["ratio_median"] - r["ratio_min"])
+            high.append(r["ratio_max"] - r["ratio_median"])
+        ax.bar(xs, med, width, yerr=[low, high], capsize=2, label=method)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.axhline(5.0, color="grey", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(settings)), [f"β = {b:g}\n{p} prior" for b, p in settings])
+    ax.set_ylabel("worst bulk ESS per gradient\n÷ MALA's (same seed)")
+    ax.set_title(f"{result['models']}, class {result['class']}, {result['gradients']} gradients per chain")
+    ax.legend(fontsize=7, ncol=2)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
 def _numbers(text: str, kind, name: str) -> tuple:
     try:
         values = tuple(kind(v) for v in text.split(","))
@@ -257,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--gradients", type=int, default=2000, help="per chain, warm-up included")
-    parser.add_argument("-o", "--out", type=Path, help="also write the rows and the table as JSON here")
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="also write the rows and the table as JSON here, and a chart beside it (.png)",
+    )
     args = parser.parse_args(argv)
     try:
         methods = _numbers(args.methods, str, "--methods")
@@ -271,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInput("--seeds and --chains: at least 2; --gradients: at least 100")
         if args.out is not None and not args.out.parent.is_dir():
             raise BadInput(f"-o {args.out}: its folder does not exist")
+        if args.out is not None and args.out.suffix != ".json":
+            raise BadInput(f"-o {args.out}: expected a .json file (the chart goes beside it, .png)")
         started = time.perf_counter()
         result = measure(
             args.models, args.class_index, methods, betas, priors, args.seeds, args.chains, args.gradients
@@ -283,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(result))
     if args.out is not None:
         write_text(args.out, json.dumps(result, indent=2) + "\n")
+        plot(result, args.out.with_suffix(".png"))
     return 0
 
 
