@@ -34,7 +34,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,6 @@ from repro.samplers import precondition
 from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import PRIORS, TUNINGS, Method, iterations_for, method
-from repro.samplers.precondition import prior_affine
 from repro.versions import versions
 
 
@@ -228,9 +226,7 @@ def _sample_into(
 
     out.start(settings)
     t0 = time.perf_counter()
-    fitted = prior if isinstance(prior, GaussianPrior) else None  # chains run preconditioned by it
-    sampler = samplers.sample if fitted is None else partial(precondition.sample, affine=prior_affine(fitted))
-    result = sampler(
+    result = precondition.sampler_under(prior)(
         ClassTarget(backend, job.class_index),
         job.method,
         z0,

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from repro import samplers
 from repro.atomic import atomic_path, write_text
 from repro.errors import BadInput, ReproError
 from repro.evaluate.code_prior import fitted_prior
@@ -115,11 +114,7 @@ def _sample(ms, backend, class_index, method, chains, gradients, seed, prior):
     target = ClassTarget(backend, np.full(chains, class_index))
     fitted = isinstance(prior, GaussianPrior)
     z0 = initial_codes(seed, chains, backend.code_size, prior if fitted else None)
-    step = ms.start_step(m)
-    if fitted:
-        affine = precondition.prior_affine(prior)
-        return precondition.sample(target, method, z0, steps, seed, step, affine=affine, **options)
-    return samplers.sample(target, method, z0, steps, seed, step, **options)
+    return precondition.sampler_under(prior)(target, method, z0, steps, seed, ms.start_step(m), **options)
 
 
 def _principal_directions(kept: list[np.ndarray]) -> np.ndarray:

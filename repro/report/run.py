@@ -32,7 +32,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +55,6 @@ from repro.samplers import precondition
 from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import METHODS
-from repro.samplers.precondition import prior_affine
 
 if TYPE_CHECKING:
     from repro.report.executors import Executor
@@ -352,10 +350,7 @@ class Worker:
             options["clip"] = dgn_am_box(self.upper_bounds(code_size))
         batch_key = hashlib.sha256("".join(c.key for c in cells).encode()).hexdigest()[:16]
         ckpt = out_dir / "cells" / f"{row.key}-{batch_key}.checkpoint.npz"
-        sampler = (
-            samplers.sample if start is None else partial(precondition.sample, affine=prior_affine(start))
-        )
-        result = sampler(
+        result = precondition.sampler_under(start)(
             target,
             row.method,
             z0,

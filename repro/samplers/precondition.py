@@ -16,11 +16,13 @@ a resumed run maps the same start codes the same way. Clipping is refused: its b
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 
+from repro import samplers
 from repro.errors import BadInput
 from repro.posterior import GaussianPrior
 from repro.samplers import run
@@ -84,3 +86,12 @@ def sample(target: Target, method: str, z0: np.ndarray, *args, affine: Affine, *
         samples=back(result.samples.reshape(-1, z0.shape[1])).reshape(result.samples.shape),
         z_last_start=None if result.z_last_start is None else back(result.z_last_start),
     )
+
+
+def sampler_under(prior: object) -> Callable[..., run.Result]:
+    """The sampler of a run under `prior`: `repro.samplers.sample` (looked up now, through the package), or,
+    under a fitted Gaussian, `sample` here preconditioned by its covariance, so the kernel sees N(0, I). The
+    one place the report, `repro sample` and tools/sampler_efficiency.py make that choice."""
+    if isinstance(prior, GaussianPrior):
+        return partial(sample, affine=prior_affine(prior))
+    return samplers.sample
