@@ -145,6 +145,10 @@ ROW_KEYS = [
     "hmc-da-prior",
     "mala-released",
     "hmc-released",
+    "mala-mass-da",  # the samplers beyond the paper: dual averaging only, under both priors
+    "mala-mass-da-prior",
+    "hmc-jitter-da",
+    "hmc-jitter-da-prior",
 ]
 METRIC_KEYS = {
     "judge_log_p_real",
