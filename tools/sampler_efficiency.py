@@ -239,6 +239,7 @@ def plot(result: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     settings = list(dict.fromkeys((r["beta"], r["prior"]) for r in result["table"]))
     methods = list(dict.fromkeys(r["method"] for r in result["table"]))
@@ -256,8 +257,11 @@ def plot(result: dict, path: Path) -> None:
             high.append(r["ratio_max"] - r["ratio_median"])
         ax.bar(xs, med, width, yerr=[low, high], capsize=2, label=method)
     ax.axhline(1.0, color="grey", lw=0.8)
-    ax.axhline(5.0, color="grey", lw=0.8, ls="--")
+    ax.axhline(5.0, color="grey", lw=0.8, ls="--", label="5× (the target)")
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20]))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g×"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(range(len(settings)), [f"β = {b:g}\n{p} prior" for b, p in settings])
     ax.set_ylabel("worst bulk ESS per gradient\n÷ MALA's (same seed)")
     ax.set_title(f"{result['models']}, class {result['class']}, {result['gradients']} gradients per chain")
