@@ -102,8 +102,9 @@ def test_jittered_leapfrog_counts_cover_the_range_with_the_priced_mean():
 
 
 def test_window_ends_double():
-    ends = [n for n in range(1, 1600) if diagonal_mass.window_ends(n)]
+    ends = [n for n in range(1, 1600) if diagonal_mass.closing_window(n)]
     assert ends == [25, 75, 175, 375, 775, 1575]
+    assert [diagonal_mass.closing_window(n) for n in ends] == [25, 50, 100, 200, 400, 800]
 
 
 @pytest.mark.parametrize("method", ["mala-mass", "hmc-jitter"])

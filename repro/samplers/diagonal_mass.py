@@ -7,7 +7,7 @@ kernel runs on u = z / s, where a target whose unit i has scale σ_i looks isotr
 The estimate is nutpie's (Seyboldt et al.): s_i⁴ = Var(z_i) / Var(∂_i log π), exact for any Gaussian with a
 diagonal covariance (the gradient's variance is 1/σ_i²) and, by using the gradients as well as the draws,
 much less noisy than Var(z_i) alone from a short, autocorrelated window. Each chain estimates its own s from
-its own warm-up (Welford sums over windows of 25, 50, 100, ... iterations, as Stan's doubling windows), so
+its own warm-up (running sums over windows of 25, 50, 100, ... iterations, as Stan's doubling windows), so
 a chain never depends on the chains beside it; s is frozen when warm-up ends (the loop's t is then a
 number), which makes every later transition exact for π. Dual averaging keeps tuning the step throughout
 warm-up, so the step follows each new s.
@@ -31,13 +31,13 @@ from repro.samplers.state import Draws, Info, State, Target
 from repro.samplers.state import init as init_state
 
 FIRST_WINDOW = 25  # iterations before the first estimate; each later window is twice the one before
-MIN_WINDOW = 10  # a window shorter than this (the first one cut short) leaves s as it is
 # How far one window's estimate may move s, as a factor either way: a window in which a chain barely moved
 # (all proposals rejected) has Var(z) ≈ 0, which must not collapse its step.
 MAX_CHANGE = 100.0
-# Layout of a chain's memory row: count, window count, then five blocks of D (sums of z, of z², of ∇, of
-# ∇², and s).
-_HEAD = 2
+# Layout of a chain's memory row: its iteration count, then five blocks of D (sums of z, of z², of ∇, of ∇²
+# over the open window, and s). Warm-up is a prefix of the run, so every window it closes is whole: the
+# window's length follows from the count and is not stored.
+_HEAD = 1
 
 
 def init(target: Target, z0: np.ndarray) -> State:
@@ -72,13 +72,14 @@ class Scaled:
         return logp, np.asarray(grad, np.float64) * self.s
 
 
-def window_ends(count: int) -> bool:
-    """Whether a window closes after `count` iterations: 25, 75, 175, 375, ... (sizes 25, 50, 100, ...)."""
+def closing_window(count: int) -> int:
+    """The length of the window that closes after `count` iterations, 0 where none does: windows close
+    after 25, 75, 175, 375, ... iterations (lengths 25, 50, 100, 200, ...)."""
     size, end = FIRST_WINDOW, FIRST_WINDOW
     while end < count:
         size *= 2
         end += size
-    return end == count
+    return size if end == count else 0
 
 
 def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -88,22 +89,19 @@ def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
     blocks = [memory[:, _HEAD + k * dim : _HEAD + (k + 1) * dim] for k in range(5)]
     sum_z, sum_z2, sum_g, sum_g2, s = blocks
     memory[:, 0] += 1
-    memory[:, 1] += 1
     sum_z += z
     sum_z2 += z * z
     sum_g += grad
     sum_g2 += grad * grad
-    n = memory[0, 1]
-    if not window_ends(int(memory[0, 0])):
+    n = closing_window(int(memory[0, 0]))
+    if not n:
         return memory
-    if n >= MIN_WINDOW:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var_z = np.maximum(sum_z2 / n - (sum_z / n) ** 2, 0.0)
-            var_g = np.maximum(sum_g2 / n - (sum_g / n) ** 2, 0.0)
-            estimate = (var_z / var_g) ** 0.25
-        usable = np.isfinite(estimate) & (estimate > 0)
-        s[:] = np.where(usable, np.clip(estimate, s / MAX_CHANGE, s * MAX_CHANGE), s)
-    memory[:, 1] = 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_z = np.maximum(sum_z2 / n - (sum_z / n) ** 2, 0.0)
+        var_g = np.maximum(sum_g2 / n - (sum_g / n) ** 2, 0.0)
+        estimate = (var_z / var_g) ** 0.25
+    usable = np.isfinite(estimate) & (estimate > 0)
+    s[:] = np.where(usable, np.clip(estimate, s / MAX_CHANGE, s * MAX_CHANGE), s)
     for block in (sum_z, sum_z2, sum_g, sum_g2):
         block[:] = 0.0
     return memory
