@@ -86,6 +86,14 @@ class GaussianPrior:
 Prior = float | GaussianPrior | None  # σ of N(0, σ²I), a fitted Gaussian, or no prior term (DGN-AM)
 
 
+def log_prior(z: np.ndarray, prior: float | GaussianPrior) -> np.ndarray:
+    """log p(z) up to its constant, as the posterior graph adds it, in float64; z [..., D] → [...]."""
+    z = np.asarray(z, np.float64)
+    if isinstance(prior, GaussianPrior):
+        return -0.5 * np.sum(prior.whiten(z.reshape(-1, z.shape[-1])).reshape(z.shape) ** 2, axis=-1)
+    return -0.5 * np.sum(z**2, axis=-1) / prior**2
+
+
 @dataclass(frozen=True)
 class PosteriorSpec:
     """How the generator and classifier ONNX graphs are joined and what is being maximised/sampled."""

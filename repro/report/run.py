@@ -46,7 +46,7 @@ from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics
 from repro.evaluate.posterior_reference import draw_prior, log_likelihoods, reference, resample
 from repro.modelsets import ModelSet, code_size
-from repro.posterior import GaussianPrior, posterior_model
+from repro.posterior import GaussianPrior, log_prior, posterior_model
 from repro.report.metrics import METRICS, Run, Subject, measure
 from repro.report.plan import Cell, Plan, Row
 from repro.runtime import Backend, ClassTarget, make_backend
@@ -301,7 +301,7 @@ class Worker:
             picked = resample(ref.weights, cell.chains, seed)
             z = draws.z[picked]
             images = np.asarray(backend.images(z.astype(np.float32)), np.float32)
-            logp = (row.guidance * draws.log_lik[picked, cell.class_index] + _log_prior(z, prior))[None, :]
+            logp = (row.guidance * draws.log_lik[picked, cell.class_index] + log_prior(z, prior))[None, :]
             subject = Subject(cell.class_index, images, self.metrics, z, self.upper_bounds(z.shape[1]))
             values = measure(subject)
             evaluated = self.metrics.has["evaluator"]
@@ -427,13 +427,6 @@ class ExactDraws:
     z: np.ndarray  # [N, D] float64
     log_lik: np.ndarray  # [N, K] log p(k | G(z)), every class of the classifier
     values: dict[str, np.ndarray]  # per-image metric → [N] or [N, len(plan.classes)]
-
-
-def _log_prior(z: np.ndarray, prior: float | GaussianPrior) -> np.ndarray:
-    """log p(z) up to its constant, as the posterior graph adds it."""
-    if isinstance(prior, GaussianPrior):
-        return -0.5 * np.sum(prior.whiten(z) ** 2, axis=1)
-    return -0.5 * np.sum(z**2, axis=1) / prior**2
 
 
 def _spread(values: list, ok: np.ndarray, missing: object = NAN) -> list:
