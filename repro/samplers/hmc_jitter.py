@@ -18,20 +18,16 @@ import numpy as np
 
 from repro.samplers import diagonal_mass, hmc
 from repro.samplers.bounds import Bounds
-from repro.samplers.options import Option, at_least
 
 __all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init", "leapfrog_steps"]
 
-OPTIONS = {"n_leapfrog": Option(10, at_least(1))}  # L̄, the mean number of leapfrog steps
+OPTIONS = hmc.OPTIONS  # n_leapfrog is L̄ here, the mean number of leapfrog steps
 TARGET_ACCEPT = hmc.TARGET_ACCEPT
 DRAWS = True
 IMAGE_AT_LAST_START = False
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 init = diagonal_mass.init
-
-
-def gradients_per_step(n_leapfrog: int = OPTIONS["n_leapfrog"].default, **params) -> int:
-    return n_leapfrog
+gradients_per_step = hmc.gradients_per_step  # L̄ per iteration, on average
 
 
 def leapfrog_steps(iteration: int, n_leapfrog: int) -> int:
