@@ -4,12 +4,15 @@ MALA (dual averaging), and bad options refused in one line."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from repro.samplers import METHODS
 from tools.sampler_efficiency import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
@@ -48,6 +51,7 @@ def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
         (["--class", "99"], "class index 99 is outside"),
         (["-o", "/nonexistent/folder/e.json"], "its folder does not exist"),
         (["-o", "/tmp/e.txt"], "expected a .json file"),
+        (["-o", str(REPO / "models" / "embedded" / "manifest.json")], "inside model set embedded's folder"),
     ],
 )
 def test_bad_options_are_refused_in_one_line(args, message, capsys):

@@ -33,7 +33,7 @@ from repro.errors import BadInput, ReproError
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
 from repro.evaluate.image_metrics import ImageMetrics
-from repro.modelsets import code_size, resolve
+from repro.modelsets import ModelSet, code_size, resolve
 from repro.posterior import GaussianPrior, log_prior, posterior_model
 from repro.runtime import ClassTarget, make_backend
 from repro.samplers import METHODS, precondition
@@ -51,7 +51,7 @@ def _setting(ms, beta: float, prior):
 
 
 def measure(
-    models: str,
+    ms: ModelSet,
     class_index: int,
     methods: tuple[str, ...],
     betas: tuple[float, ...],
@@ -61,7 +61,6 @@ def measure(
     gradients: int,
     progress: bool = True,
 ) -> dict:
-    ms = resolve(models)
     ms.check_classes([class_index])
     for name in methods:
         if name not in METHODS or not METHODS[name].mcmc or METHODS[name].released:
@@ -304,8 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None and args.out.suffix != ".json":
             raise BadInput(f"-o {args.out}: expected a .json file (the chart goes beside it, .png)")
         started = time.perf_counter()
+        ms = resolve(args.models)
+        if (
+            args.out is not None
+            and ms.root is not None
+            and args.out.resolve().is_relative_to(ms.root.resolve())
+        ):
+            raise BadInput(
+                f"-o {args.out}: inside model set {ms.name}'s folder {ms.root}; it writes nothing there"
+            )
         result = measure(
-            args.models, args.class_index, methods, betas, priors, args.seeds, args.chains, args.gradients
+            ms, args.class_index, methods, betas, priors, args.seeds, args.chains, args.gradients
         )
     except ReproError as e:
         print(f"error: {e}", file=sys.stderr)
