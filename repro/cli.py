@@ -294,7 +294,17 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
 
 @cli.command()
 @click.option("--models", "models_spec", default=None, help=MODELS_HELP)
-@click.option("--class", "class_index", type=CLASS, required=True, help="class index of the classifier")
+@click.option("--class", "class_index", type=CLASS, default=None, help="class index of the classifier")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="SPEC",
+    help="in place of --class: class:K, BLOB:U (a unit of the blob, e.g. fc6:123), BLOB:C@Y,X (a channel "
+    "at a position, e.g. conv5:45@6,6), BLOB:C@mean; a hidden blob is read before its in-place ReLU, as "
+    "DGN-AM's act_max.py; =W weights a term, and repeated terms on one blob sum (class:643=1 --target "
+    "class:624=0.5)",
+)
 @click.option("--method", required=True, type=click.Choice(list(METHODS)))
 @click.option("--chains", default=4, show_default=True, type=BATCH)
 @click.option(
@@ -363,6 +373,7 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
 def sample(
     models_spec,
     class_index,
+    targets,
     method,
     chains,
     steps,
@@ -381,9 +392,9 @@ def sample(
     replace,
     **scorers,
 ) -> None:
-    """Sample (or optimise) codes for one class; write one PNG per chain, a grid, samples.npz and run.json
-    (with the judge's and the evaluator's scores of the images, where the set has them or --judge and
-    --evaluator name them). The sampler checkpoints beside -o; the same command again continues an
+    """Sample (or optimise) codes for one class or a --target; write one PNG per chain, a grid, samples.npz
+    and run.json (with the judge's and the evaluator's scores of the images, where the set has them or
+    --judge and --evaluator name them). The sampler checkpoints beside -o; the same command again continues an
     interrupted run. The files replace -o together, as one unit."""
     from pathlib import Path
 
@@ -392,6 +403,7 @@ def sample(
     job = SampleJob(
         models=resolve_models(models_spec, **scorers),
         class_index=class_index,
+        target=targets,
         method=method,
         chains=chains,
         steps=steps,
@@ -409,8 +421,9 @@ def sample(
     )
     record = run_job(job, Path(out_dir), replace=replace)
     rate = sum(record["accept_rate"]) / len(record["accept_rate"])
+    aim = f"class {class_index} ({record['class_name']})" if class_index is not None else record["target"]
     click.echo(
-        f"{method} on {record['models']} class {class_index} ({record['class_name']}): {chains} chains × "
+        f"{method} on {record['models']} {aim}: {chains} chains × "
         f"{record['steps']} steps, acceptance {rate:.2f}, {record['n_grad']} gradients/chain, "
         f"{record['timings']['sample_s']:.1f} s → {out_dir}/grid.png"
     )

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from repro.caffe.architectures import GENERATOR_DECONVS
 from repro.convert.cache import load_caffe_net
 from repro.errors import BadInput
-from repro.posterior import PosteriorParts, onehot
+from repro.posterior import PosteriorParts, target_rows
 from repro.runtime.torch import resolve_device
 
 GENERATOR, CLASSIFIER = "fc6_generator", "caffenet"  # the built-in architectures this port is written for
@@ -69,6 +69,7 @@ class EagerPosterior:
         self._c = {k: [t.to(self.device) for t in v] for k, v in _weights(parts.classifier).items()}
         self.code_size = self._g["defc7"][0].shape[1]
         self.n_classes = self._c["fc8"][0].shape[0]
+        self.target_size = self.n_classes  # class targets only: a hand-written port of the class posterior
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         x = z
@@ -94,7 +95,7 @@ class EagerPosterior:
 
     def logp(self, z: torch.Tensor, classes: np.ndarray | int) -> torch.Tensor:
         logits = self.classify(self.generate(z)[:, :, self.crop, self.crop])
-        selected = torch.from_numpy(onehot(classes, len(z), self.n_classes)).to(self.device)
+        selected = torch.from_numpy(target_rows(classes, len(z), self.n_classes)).to(self.device)
         return (F.log_softmax(logits, dim=1) * selected).sum(1) - 0.5 * (z * z).sum(1)
 
     def value_and_grad(self, z: np.ndarray, classes: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from repro.kinks import MAX_FLIPS, Kinks
-from repro.posterior import onehot
+from repro.posterior import target_rows
 from repro.runtime import make_backend
 from repro.runtime.torch import TorchBackend
 
@@ -99,11 +99,11 @@ def against_exact(
     lb, gb = exact.value_and_grad(z, classes) if reference is None else reference
     vs = f"{side.label} vs {exact.label}"
     errors, notes, flips = [], [], []
-    selected = onehot(classes, len(z), exact.n_classes)
+    selected = target_rows(classes, len(z), exact.target_size)
     for i in range(len(z)):
         error = rel_max(ga[i], gb[i])
         if gates and np.isfinite(error) and error > GRAD_TOL:
-            chain = {"z": z[i : i + 1], "class_onehot": selected[i : i + 1]}
+            chain = {"z": z[i : i + 1], "target_weights": selected[i : i + 1]}
             kinks = Kinks.of_module(exact.module, exact.takes, exact.outputs, chain)
             error, note, used = kink_allowance(
                 ga[i : i + 1], gb[i : i + 1], GRAD_TOL, kinks, ("logp", None, "z"), exact_ref=True

@@ -1,9 +1,10 @@
 """The posterior as one ONNX graph: z → G → centre crop → C → objective_k → + log prior → logp.
 
 One graph, not three sessions glued in Python, so that `repro.grad` can differentiate it end to end and a
-single ONNX Runtime run returns value and gradient for every chain. The class enters as a one-hot input, so
-chains in one batch may target different classes without rebuilding the graph. `posterior_model` assembles
-it from a model set's generator and classifier files (docs/architecture.md, "Data flow").
+single ONNX Runtime run returns value and gradient for every chain. The target enters as an input, one
+weight row per chain over the class scores (a one-hot for a class) or over a hidden blob (repro.target), so
+chains in one batch may target different classes or units without rebuilding the graph. `posterior_model`
+assembles it from a model set's generator and classifier files (docs/architecture.md, "Data flow").
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import onnx.compose
 from onnx import TensorProto, helper, numpy_helper
 
 from repro.convert.cache import NetFiles, convert_net
+from repro.convert.model import first_writes
 from repro.errors import BadInput
 from repro.onnx_versions import IR_VERSION, OPSET
 
@@ -109,6 +111,9 @@ class PosteriorSpec:
     # β: the objective times β, i.e. the likelihood raised to β (classifier guidance; 1 is the paper). Beyond
     # the paper: its exact posterior holds no class-specific images, and β > 1 sharpens it towards the class.
     guidance: float = 1.0
+    # The classifier blob a hidden target reads (repro.target), as its first writer computed it; None: the
+    # class scores (`objective` of cls_logits).
+    target_blob: str | None = None
 
 
 def _value_shape(model: onnx.ModelProto, name: str) -> list[int | str]:
@@ -140,7 +145,10 @@ def _prefixed(model: onnx.ModelProto, prefix: str) -> onnx.GraphProto:
 def build_posterior(
     generator: onnx.ModelProto, classifier: onnx.ModelProto, spec: PosteriorSpec
 ) -> onnx.ModelProto:
-    """Forward graph: inputs `z` [B, D], `class_onehot` [B, K]; outputs `logp` [B], `image`, `logits`.
+    """Forward graph: inputs `z` [B, D], `target_weights` [B, N]; outputs `logp` [B], `image`, `logits`.
+
+    N is K, the classes, or the size of `spec.target_blob`; the objective is Σ_n target_weights[b, n] ·
+    scores[b, n], the scores being the objective of the logits or the hidden blob's raw values.
 
     `generator` and `classifier` are converted Caffe nets (value names = blob names).
     """
@@ -198,17 +206,25 @@ def build_posterior(
         helper.make_node("Flatten", ["C/" + spec.cls_logits], ["logits"], axis=1, name="posterior/logits")
     )
     scores = "logits"
-    if spec.objective == "log_softmax":
+    if spec.objective == "log_softmax" and spec.target_blob is None:
         nodes.append(
             helper.make_node("LogSoftmax", ["logits"], ["log_probs"], axis=1, name="posterior/log_softmax")
         )
         scores = "log_probs"
-    nodes.append(helper.make_node("Mul", [scores, "class_onehot"], ["class_scores"], name="posterior/select"))
+    n_target = n_classes
+    if spec.target_blob is not None:
+        value, shape = _hidden(classifier, spec.target_blob)
+        n_target = int(np.prod(shape))
+        nodes.append(helper.make_node("Flatten", ["C/" + value], ["hidden"], axis=1, name="posterior/hidden"))
+        scores = "hidden"
+    nodes.append(
+        helper.make_node("Mul", [scores, "target_weights"], ["target_scores"], name="posterior/select")
+    )
     # β = 1 is the paper's graph, node for node
     selected = "objective" if spec.guidance == 1.0 else "likelihood"
     nodes.append(
         helper.make_node(
-            "ReduceSum", ["class_scores", "axis1"], [selected], keepdims=0, name="posterior/objective"
+            "ReduceSum", ["target_scores", "axis1"], [selected], keepdims=0, name="posterior/objective"
         )
     )
     if spec.guidance != 1.0:
@@ -266,7 +282,7 @@ def build_posterior(
         "posterior",
         inputs=[
             helper.make_tensor_value_info("z", f32, ["batch", code_size]),
-            helper.make_tensor_value_info("class_onehot", f32, ["batch", n_classes]),
+            helper.make_tensor_value_info("target_weights", f32, ["batch", n_target]),
         ],
         outputs=[
             helper.make_tensor_value_info("logp", f32, ["batch"]),
@@ -283,15 +299,44 @@ def build_posterior(
     return model
 
 
-def onehot(classes: np.ndarray | int, n_chains: int, n_classes: int) -> np.ndarray:
-    """One row per chain; `classes` is one class for all chains or one per chain."""
-    classes = np.broadcast_to(np.asarray(classes, dtype=np.int64), (n_chains,))
-    if classes.min() < 0 or classes.max() >= n_classes:
-        bad = classes[(classes < 0) | (classes >= n_classes)][0]
+def _hidden(classifier: onnx.ModelProto, blob: str) -> tuple[str, tuple[int, ...]]:
+    """The value holding a hidden target's blob (as its first writer computed it) and its non-batch shape."""
+    blobs = first_writes(classifier)
+    inputs = {vi.name for vi in classifier.graph.input}
+    if blob not in blobs or blob in inputs:
         raise BadInput(
-            f"class index {bad} is outside the classifier's {n_classes} outputs (0..{n_classes - 1})"
+            f"target blob {blob!r} is not a computed blob of the classifier {classifier.graph.name!r}; its "
+            f"blobs: {', '.join(name for name in blobs if name not in inputs)}"
         )
-    out = np.zeros((n_chains, n_classes), np.float32)
+    value = blobs[blob]
+    return value, tuple(int(d) for d in _value_shape(classifier, value)[1:])
+
+
+def target_shape(parts: PosteriorParts, blob: str | None) -> tuple[int, ...]:
+    """The non-batch shape a target's weight row covers: the classes for None, else the hidden blob's."""
+    classifier = convert_net(parts.classifier)
+    if blob is None:
+        return tuple(int(d) for d in _value_shape(classifier, parts.classifier.blobs["logits"])[1:])
+    return _hidden(classifier, blob)[1]
+
+
+def target_rows(selection: np.ndarray | int, n_chains: int, n_target: int) -> np.ndarray:
+    """The graph's `target_weights` [C, N]: a one-hot row per chain for class indices (one class for all
+    chains or one per chain), or float weight rows (one for all chains or one per chain) as given."""
+    array = np.asarray(selection)
+    if array.dtype.kind == "f":
+        if array.shape not in ((n_target,), (n_chains, n_target)):
+            raise BadInput(
+                f"target weights: expected [{n_target}] or [{n_chains}, {n_target}], got {list(array.shape)}"
+            )
+        return np.ascontiguousarray(np.broadcast_to(array.astype(np.float32), (n_chains, n_target)))
+    classes = np.broadcast_to(array.astype(np.int64), (n_chains,))
+    if classes.min() < 0 or classes.max() >= n_target:
+        bad = classes[(classes < 0) | (classes >= n_target)][0]
+        raise BadInput(
+            f"class index {bad} is outside the classifier's {n_target} outputs (0..{n_target - 1})"
+        )
+    out = np.zeros((n_chains, n_target), np.float32)
     out[np.arange(n_chains), classes] = 1.0
     return out
 
@@ -306,7 +351,11 @@ class PosteriorParts(Protocol):
 
 
 def posterior_model(
-    parts: PosteriorParts, objective: str = "log_softmax", prior: Prior = 1.0, guidance: float = 1.0
+    parts: PosteriorParts,
+    objective: str = "log_softmax",
+    prior: Prior = 1.0,
+    guidance: float = 1.0,
+    target_blob: str | None = None,
 ) -> onnx.ModelProto:
     """The forward posterior graph of a model set's generator and classifier, converted (and cached)."""
     spec = PosteriorSpec(
@@ -319,5 +368,6 @@ def posterior_model(
         objective=objective,
         prior=prior,
         guidance=guidance,
+        target_blob=target_blob,
     )
     return build_posterior(convert_net(parts.generator), convert_net(parts.classifier), spec)

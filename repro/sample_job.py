@@ -49,7 +49,7 @@ from repro.images import grid, save_png, to_display
 from repro.modelsets import SAMPLE_USES, ModelSet, code_size, models_id, stand_in
 from repro.output_folder import Output
 from repro.parity import sampling_gate
-from repro.posterior import GaussianPrior, Prior, posterior_model
+from repro.posterior import GaussianPrior, Prior, posterior_model, target_shape
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
 from repro.runtime import ClassTarget, make_backend
 from repro.samplers import checkpoint as npz_record
@@ -57,13 +57,15 @@ from repro.samplers import precondition
 from repro.samplers.bounds import dgn_am_box
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import PRIORS, TUNINGS, Method, iterations_for, method
+from repro.target import Target, for_class
+from repro.target import parse as parse_target
 from repro.versions import versions
 
 
 @dataclass
 class SampleJob:
     models: ModelSet
-    class_index: int
+    class_index: int | None  # the class target (`--class K`); None: `target` names it
     method: str
     chains: int = 4
     steps: int | None = None
@@ -85,6 +87,8 @@ class SampleJob:
     # Gradient evaluations per chain in place of `steps`, warm-up included: as many iterations as spend them
     # at the method's cost per iteration (samplers.methods.iterations_for), so methods compare at equal cost.
     gradients: int | None = None
+    # `--target` values (repro.target): hidden units, positions, weighted sums; () with class_index set.
+    target: tuple[str, ...] = ()
 
 
 def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
@@ -93,7 +97,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     m = method(job.method)
     job = dataclasses.replace(job, tuning=_tuning(job, m))
     ms = job.models
-    ms.check_classes([job.class_index])
+    target = job_target(job, m)
     step_size = ms.start_step(m) if job.step_size is None else job.step_size
     steps = _iterations(job, m)
     if job.prior not in PRIORS:
@@ -114,14 +118,17 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     _refuse_what_cannot_fit(job, steps, options.get("thin", 1))
     clip = options.get("clip")
     out = Output.locate(out_dir)  # before any model is converted
+    selection = _selection(ms, target)  # an unknown blob or a unit outside it stops the job here
     scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
     prior = job_prior(job, m, scorers)
-    settings = job_settings(job, m, steps, step_size, options, prior)
+    settings = job_settings(job, m, steps, step_size, options, prior, target)
     if isinstance(clip, tuple) and isinstance(clip[1], Path):  # read now: a bad file stops the job first
         options["clip"] = dgn_am_box(samplers.load_bounds(clip[1], code_size(ms)))
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
-        record = _sample_into(out, job, m, settings, steps, step_size, options, scorers, prior)
+        record = _sample_into(
+            out, job, m, settings, steps, step_size, options, scorers, prior, target, selection
+        )
     bad = record["nonfinite"]
     if bad["count"]:  # the files stay, for the user to look at
         raise CheckFailed(
@@ -129,6 +136,34 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
             f"{out.folder} (run.json: nonfinite)"
         )
     return record
+
+
+def job_target(job: SampleJob, m: Method) -> Target:
+    """The job's target: `--class K`, or its `--target` terms, checked against the model set's classes (a
+    hidden blob's units are checked when the graph names its shape)."""
+    if (job.class_index is None) == (not job.target):
+        raise BadInput(
+            "give --class K or --target (one or more), not both"
+            if job.target
+            else "give --class K or --target"
+        )
+    target = parse_target(job.target) if job.target else for_class(job.class_index)
+    if not target.hidden:
+        job.models.check_classes(sorted({term.unit for term in target.terms}))
+    if m.released and target.class_index is None:
+        raise BadInput(
+            f"--method {job.method}: the authors' released sampler scores one class's softmax probability; "
+            f"it runs on --class K only, not on --target {target.text()}"
+        )
+    return target
+
+
+def _selection(ms: ModelSet, target: Target) -> np.ndarray | int:
+    """What the backend's calls aim at: the class (as the report's class rows pass it), else the weight row
+    over the target's blob."""
+    if target.class_index is not None:
+        return target.class_index
+    return target.weights(target_shape(ms, target.blob if target.hidden else None))
 
 
 def _tuning(job: SampleJob, m: Method) -> str:
@@ -195,9 +230,11 @@ def _sample_into(
     options: dict,
     scorers: ImageMetrics,
     prior: Prior,
+    target: Target,
+    selection: np.ndarray | int,
 ) -> dict:
     ms = job.models
-    model = posterior_model(ms, m.objective, prior, job.guidance)
+    model = posterior_model(ms, m.objective, prior, job.guidance, target.blob if target.hidden else None)
     backend = make_backend(job.backend, model, job.device)
     z0 = initial_codes(
         job.seed, job.chains, backend.code_size, prior if isinstance(prior, GaussianPrior) else None
@@ -207,7 +244,7 @@ def _sample_into(
     parity = []
     if job.parity_check:
         t0 = time.perf_counter()
-        checks = sampling_gate(backend, model, job.class_index, z0, job.device)
+        checks = sampling_gate(backend, model, selection, z0, job.device)
         parity = [c.as_dict() for c in checks]
         timings["parity_s"] = time.perf_counter() - t0
         failed = [c for c in checks if c.gates and not c.passed]
@@ -227,7 +264,7 @@ def _sample_into(
     out.start(settings)
     t0 = time.perf_counter()
     result = precondition.sampler_under(prior)(
-        ClassTarget(backend, job.class_index),
+        ClassTarget(backend, selection),
         job.method,
         z0,
         steps,
@@ -264,11 +301,12 @@ def _sample_into(
                 images=images,
             )
 
-    shown = ("models", "class_index", "method", "objective", "prior_sigma", "tuning", "prior", "guidance")
+    shown = ("models", "class_index", "target", "method", "objective", "prior_sigma", "tuning", "prior")
+    shown += ("guidance",)
     shown += ("chains", "steps", "seed")
     record = {
         **{key: settings[key] for key in shown},
-        "class_name": ms.class_names[job.class_index],
+        "class_name": None if target.class_index is None else ms.class_names[target.class_index],
         "step_size": step_size,
         "gradients": job.gradients,
         "options": {k: (v if not isinstance(v, tuple) else "per-unit bounds") for k, v in options.items()},
@@ -290,7 +328,7 @@ def _sample_into(
             ),
             "excluded_nonfinite": bad.count,
         },
-        "evaluator": _evaluator_scores(scorers, images, job.class_index, finite),
+        "evaluator": _evaluator_scores(scorers, images, target, finite),
         "timings": {**timings, "seconds": result.seconds},
         "versions": versions(),
     }
@@ -300,15 +338,26 @@ def _sample_into(
 
 
 def _evaluator_scores(
-    scorers: ImageMetrics, images: np.ndarray, class_index: int, finite: np.ndarray
+    scorers: ImageMetrics, images: np.ndarray, target: Target, finite: np.ndarray
 ) -> dict | None:
     """The independent evaluator on the images as saved, as the report scores them: its top-1 class per
     chain, the fraction that is the sampled class, and its softmax probability of that class per chain;
-    the non-finite chains are not scored (null, and out of the fraction)."""
+    the non-finite chains are not scored (null, and out of the fraction). A target that is not one class
+    has no fraction nor probability to give (null, and `no_class` says why)."""
     if not scorers.has["evaluator"]:
         return None
     logits = scorers.evaluator_outputs(as_saved(images[finite]))[0] if finite.any() else np.zeros((0, 1))
     predicted = np.argmax(logits, axis=1)
+    class_index = target.class_index
+    if class_index is None:
+        return {
+            **scorers.describe()["evaluator"],
+            "prediction": _per_chain(predicted.tolist(), finite),
+            "accuracy": None,
+            "p_class": None,
+            "no_class": f"the target {target.text()} is not one class",
+            "excluded_nonfinite": int((~finite).sum()),
+        }
     return {
         **scorers.describe()["evaluator"],
         "prediction": _per_chain(predicted.tolist(), finite),
@@ -330,7 +379,7 @@ def _per_chain(values: list, finite: np.ndarray) -> list:
 
 
 def job_settings(
-    job: SampleJob, m: Method, steps: int, step_size: float, options: dict, prior: Prior
+    job: SampleJob, m: Method, steps: int, step_size: float, options: dict, prior: Prior, target: Target
 ) -> dict:
     """Everything that decides the job's output files but the timings, as plain JSON (see the docstring).
     A fitted prior counts by content: it depends on files the model set's identity leaves out (real
@@ -338,9 +387,10 @@ def job_settings(
     settings = {
         "models": job.models.name,
         "models_id": models_id(job.models, SAMPLE_USES),
-        "class_index": job.class_index,
+        "class_index": target.class_index,
+        "target": target.text(),
         "method": job.method,
-        "objective": m.objective,
+        "objective": "activation" if target.hidden else m.objective,
         "prior_sigma": m.prior_sigma,
         "tuning": job.tuning,
         "prior": job.prior,

@@ -12,7 +12,7 @@ from repro.errors import BadInput
 from repro.grad import value_and_grad_model
 from repro.modelsets import resolve
 from repro.parity import FORWARD_TOL, GRAD_TOL, rel_max
-from repro.posterior import onehot
+from repro.posterior import target_rows
 from repro.runtime.ort import OrtBackend, make_session
 from tests.test_posterior import codes, tiny_posterior
 
@@ -45,7 +45,7 @@ def test_one_ort_session_gives_what_the_forward_and_gradient_graphs_give():
     posterior, _, _ = tiny_posterior()
     classes = np.array([0, 3, 4])
     z = codes(3)
-    feeds = {"z": z, "class_onehot": onehot(classes, 3, 5)}
+    feeds = {"z": z, "target_weights": target_rows(classes, 3, 5)}
     forward = make_session(posterior).run(["image", "logits"], feeds)
     gradient = make_session(value_and_grad_model(posterior, wrt="z", of="logp"))
     logp, grad = gradient.run(["logp", "grad_z"], feeds)

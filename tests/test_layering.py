@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "repro"
 
 RANKS = [
     {"__init__", "errors", "registry", "atomic", "digests", "output_folder", "images", "data"}
-    | {"onnx_attrs", "onnx_versions", "versions", "schemas"},
+    | {"onnx_attrs", "onnx_versions", "versions", "schemas", "target"},
     {"caffe", "dcgan"},
     {"convert", "grad", "posterior"},
     {"runtime", "samplers"},

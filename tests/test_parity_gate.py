@@ -13,7 +13,7 @@ from repro.grad.registry import RULES
 from repro.kinks import Kinks
 from repro.modelsets import resolve
 from repro.parity import GRAD_TOL, exact_reference, kink_allowance, rel_max, sampling_gate
-from repro.posterior import onehot, posterior_model
+from repro.posterior import posterior_model, target_rows
 from repro.runtime import make_backend
 from repro.runtime.ort import OrtBackend
 from tests.test_posterior import codes, tiny_posterior
@@ -95,7 +95,7 @@ def test_the_kink_allowance_removes_exactly_a_flip_of_a_branch_within_rounding()
     model, _, _ = tiny_posterior()
     z = codes(1, seed=3)
     exact = exact_reference(model)
-    chain = {"z": z, "class_onehot": onehot(0, 1, exact.n_classes)}
+    chain = {"z": z, "target_weights": target_rows(0, 1, exact.target_size)}
     kinks = Kinks(
         lambda blob: (exact.module, exact.takes, exact.outputs.index(blob)), chain, band=3e-3
     )  # a wide band, so the tiny net has near-ties to flip

@@ -22,7 +22,9 @@ from repro.atomic import write_text
 from repro.digests import combined, sha256_of
 from repro.errors import BadInput
 
-CACHE_VERSION = "2"  # 2: entries named by repro.digests (one digest per file), no longer one over both
+# 2: entries named by repro.digests (one digest per file), no longer one over both; 3: entries record where
+# each blob rewritten in place was first written (repro.convert.model.FIRST_WRITES)
+CACHE_VERSION = "3"
 # The form of a cached conversion, in its entry's name: "b" entries declare the batch axis symbolic, so every
 # session over a user's net runs at the batch repro feeds it, whatever batch the prototxt declares (BVLC's
 # deploy nets say 10). Entries of another form are simply not found, never loaded.

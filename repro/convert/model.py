@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from repro.errors import BadInput
 from repro.onnx_versions import OPSET
 
 BATCH = "batch"
+FIRST_WRITES = "repro.first_writes"  # metadata: JSON {blob: the value its first writer produced}
 _PROGRESS_WEIGHTS = 20_000_000  # weights beyond which conversion takes long enough to show progress
 _PROGRESS_LAYERS = 200
 
@@ -86,6 +88,7 @@ def to_onnx(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="repro"
     )
     model.doc_string = f"converted from {source}"
+    helper.set_model_props(model, {FIRST_WRITES: json.dumps(_first_values(ctx))})
     for name, array in ctx.initializers:  # written into the final model once; weights can be GiBs
         tensor = model.graph.initializer.add(name=name, dims=array.shape)
         tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
@@ -180,6 +183,27 @@ def _symbolic_tops(
         ]
         for layer_tops, result in zip(tops, other, strict=True)
     ]
+
+
+def _first_values(ctx: Context) -> dict[str, str]:
+    """Every blob → the value its first writer produced: for a blob an in-place layer rewrites (conv5 before
+    relu5), what DGN-AM's act_max.py reads as `net.blobs[X]` after `net.forward(end=X)`, a hidden target's
+    meaning (repro.target); for any other blob, the value of its own name."""
+    first: dict[str, str] = {}
+    for value, blob in sorted(ctx.value_blob.items(), key=lambda item: ctx.value_origin[item[0]]):
+        first.setdefault(blob, value)
+    return first
+
+
+def first_writes(model: onnx.ModelProto) -> dict[str, str]:
+    """Every blob of a net `to_onnx` converted (inputs included) → the value holding it as its first writer
+    computed it."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if FIRST_WRITES not in props:
+        raise BadInput(
+            f"graph {model.graph.name!r} was not converted by this version of repro (no {FIRST_WRITES})"
+        )
+    return json.loads(props[FIRST_WRITES])
 
 
 def _value_info(name: str, shape: tuple[int | str | None, ...]) -> onnx.ValueInfoProto:

@@ -21,18 +21,21 @@ if TYPE_CHECKING:
 
 
 class Backend(Protocol):
-    """The posterior of every class: the class each chain targets is an argument of the call that depends
-    on it (one index for all chains, or one per chain), never state set between calls, so one backend
-    serves every batch of classes (the report batches several in one sampler call) and no call can see a
-    class another caller left behind."""
+    """The posterior of every class (or unit of its target blob): what each chain targets is an argument of
+    the call that depends on it (class indices, one for all chains or one per chain; or float weight rows
+    over the target, repro.posterior.target_rows), never state set between calls, so one backend serves
+    every batch of classes (the report batches several in one sampler call) and no call can see a target
+    another caller left behind."""
 
     name: str  # its key in BACKENDS
     label: str  # how checks name its numbers, e.g. "ORT-VJP"
-    n_classes: int
+    n_classes: int  # the classifier's logits
+    target_size: int  # the width of a weight row: n_classes, or the size of a hidden target's blob
     code_size: int
 
     def value_and_grad(self, z: np.ndarray, classes: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-        """logp [C] and ∇_z logp [C, D] for C chains, float32 z [C, D], chain i aimed at classes[i]."""
+        """logp [C] and ∇_z logp [C, D] for C chains, float32 z [C, D], chain i aimed at classes[i] (or
+        at weight row i)."""
         ...
 
     def images(self, z: np.ndarray) -> np.ndarray:
@@ -46,8 +49,8 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class ClassTarget:
-    """A backend aimed at classes: the target a sampler drives (`value_and_grad(z)`, and `logits(z)` for the
-    released samplers), which knows nothing of classes."""
+    """A backend aimed at classes (or weight rows): the target a sampler drives (`value_and_grad(z)`, and
+    `logits(z)` for the released samplers), which knows nothing of classes."""
 
     backend: Backend
     classes: np.ndarray | int

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from repro.convert.save import copy_without, header_with_external_weights
 from repro.grad import value_and_grad_model
-from repro.posterior import onehot
+from repro.posterior import target_rows
 from repro.runtime.subpixel import Weights, conv_transposes_as_convs
 
 CUDA = "CUDAExecutionProvider"
@@ -219,7 +219,8 @@ class OrtBackend:
             self._session = open_session(write_header(header, folder), device, threads, profile=profile)
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         self.code_size = int(inputs["z"][1])
-        self.n_classes = int(inputs["class_onehot"][1])
+        self.target_size = int(inputs["target_weights"][1])
+        self.n_classes = int({o.name: o.shape for o in self._session.get_outputs()}["logits"][1])
         self.device = self._session.get_providers()[0]
 
     def _run(
@@ -230,9 +231,9 @@ class OrtBackend:
             z = np.ascontiguousarray(z, dtype=np.float32)
         feeds = {
             "z": z,
-            "class_onehot": np.zeros((len(z), self.n_classes), np.float32)
+            "target_weights": np.zeros((len(z), self.target_size), np.float32)
             if classes is None
-            else onehot(classes, len(z), self.n_classes),
+            else target_rows(classes, len(z), self.target_size),
             WITH_GRAD: np.array(with_grad),
         }
         return self._session.run(outputs, feeds)

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import torch
 
-from repro.posterior import onehot
+from repro.posterior import target_rows
 
 # onnx2torch 1.5.15's Slice indexes with a list at run time; torch deprecates that but computes the same.
 warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
@@ -60,7 +60,9 @@ class TorchBackend:
             p.requires_grad_(False)
         inputs = {i.name: i for i in posterior.graph.input}
         self.code_size = inputs["z"].type.tensor_type.shape.dim[1].dim_value
-        self.n_classes = inputs["class_onehot"].type.tensor_type.shape.dim[1].dim_value
+        self.target_size = inputs["target_weights"].type.tensor_type.shape.dim[1].dim_value
+        outputs = {o.name: o for o in posterior.graph.output}
+        self.n_classes = outputs["logits"].type.tensor_type.shape.dim[1].dim_value
         self.takes = list(inputs)  # the module's arguments, in order
         self.outputs = [o.name for o in posterior.graph.output]  # what it returns, in order
         self._index = {name: i for i, name in enumerate(self.outputs)}
@@ -69,9 +71,9 @@ class TorchBackend:
         """`classes` None: outputs no class reaches (image, logits); the module still takes a one-hot."""
         n = z.shape[0]
         selected = (
-            np.zeros((n, self.n_classes), np.float32)
+            np.zeros((n, self.target_size), np.float32)
             if classes is None
-            else onehot(classes, n, self.n_classes)
+            else target_rows(classes, n, self.target_size)
         )
         out = self.module(z, torch.from_numpy(selected).to(self.device, self.dtype))
         # onnx2torch returns a bare tensor for one output and a list or tuple for several.
