@@ -363,6 +363,19 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
     type=click.FloatRange(0, MAX_GUIDANCE, min_open=True),
     help="β: the likelihood raised to β (1: the paper's posterior)",
 )
+@click.option(
+    "--init-image",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="start every chain at this image's code, read through the set's encoder (DGN-AM's --init_file; "
+    "`repro encode`)",
+)
+@click.option(
+    "--init-codes",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="start the chains at these codes: a .npy of [D] or [1, D] (every chain) or [chains, D]",
+)
 @scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option(
@@ -388,6 +401,8 @@ def sample(
     tuning,
     prior,
     guidance,
+    init_image,
+    init_codes,
     out_dir,
     replace,
     **scorers,
@@ -418,6 +433,8 @@ def sample(
         tuning=tuning,
         prior=prior,
         guidance=guidance,
+        init_image=Path(init_image) if init_image else None,
+        init_codes=Path(init_codes) if init_codes else None,
     )
     record = run_job(job, Path(out_dir), replace=replace)
     rate = sum(record["accept_rate"]) / len(record["accept_rate"])
@@ -595,6 +612,31 @@ def judge(judge_dir, preprocess, as_json, images) -> None:
     else:
         for r in rows:
             click.echo(f"{r['p_real']:.6f}  {r['log_p_real']:.6f}  {r['image']}")
+
+
+@cli.command()
+@click.option("--models", "models_spec", default=None, help=MODELS_HELP)
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="the codes, a .npy [N, D]")
+def encode(models_spec, images, out) -> None:
+    """The codes of image files through the model set's encoder (the blob its generator inverts), one row per
+    image in the order given: start points for `repro sample --init-codes`."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from repro.atomic import atomic_path, refuse_overwriting_inputs
+    from repro.errors import BadInput
+    from repro.evaluate.encoder import encode_files
+    from repro.modelsets import resolve
+
+    if not out.endswith(".npy"):
+        raise BadInput(f"-o {out}: the codes are written as a .npy file; name one ending in .npy")
+    refuse_overwriting_inputs(out, {f"image {i + 1}": path for i, path in enumerate(images)})
+    codes = encode_files(resolve(models_spec), [Path(p) for p in images])
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.save(f, codes.astype(np.float32))
+    click.echo(f"wrote {out}: {codes.shape[0]} codes of {codes.shape[1]} units")
 
 
 def main(argv: list[str] | None = None) -> int:

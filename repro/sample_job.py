@@ -43,6 +43,7 @@ from repro.atomic import atomic_path, exclusive, write_text
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
+from repro.evaluate.encoder import encode_files
 from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
 from repro.images import grid, save_png, to_display
@@ -89,6 +90,10 @@ class SampleJob:
     gradients: int | None = None
     # `--target` values (repro.target): hidden units, positions, weighted sums; () with class_index set.
     target: tuple[str, ...] = ()
+    # Where every chain starts, in place of draws of the prior: a real image's code through the set's
+    # encoder (DGN-AM's --init_file), or codes from a .npy file ([D], or one row per chain).
+    init_image: Path | None = None
+    init_codes: Path | None = None
 
 
 def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
@@ -119,15 +124,16 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     clip = options.get("clip")
     out = Output.locate(out_dir)  # before any model is converted
     selection = _selection(ms, target)  # an unknown blob or a unit outside it stops the job here
+    start = job_start(job)
     scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
     prior = job_prior(job, m, scorers)
-    settings = job_settings(job, m, steps, step_size, options, prior, target)
+    settings = job_settings(job, m, steps, step_size, options, prior, target, start)
     if isinstance(clip, tuple) and isinstance(clip[1], Path):  # read now: a bad file stops the job first
         options["clip"] = dgn_am_box(samplers.load_bounds(clip[1], code_size(ms)))
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
         record = _sample_into(
-            out, job, m, settings, steps, step_size, options, scorers, prior, target, selection
+            out, job, m, settings, steps, step_size, options, scorers, prior, target, selection, start
         )
     bad = record["nonfinite"]
     if bad["count"]:  # the files stay, for the user to look at
@@ -156,6 +162,43 @@ def job_target(job: SampleJob, m: Method) -> Target:
             f"it runs on --class K only, not on --target {target.text()}"
         )
     return target
+
+
+def job_start(job: SampleJob) -> np.ndarray | None:
+    """[chains, D] float32 start codes from --init-image or --init-codes, or None (draws of the prior)."""
+    if job.init_image is not None and job.init_codes is not None:
+        raise BadInput("--init-image and --init-codes both set where the chains start: give one of them")
+    dim = code_size(job.models)
+    if job.init_image is not None:
+        try:
+            codes = encode_files(job.models, [Path(job.init_image)])
+        except BadInput as e:
+            raise BadInput(f"--init-image: {e}") from None
+    elif job.init_codes is not None:
+        codes = read_codes(Path(job.init_codes), dim, job.chains)
+    else:
+        return None
+    return np.ascontiguousarray(np.broadcast_to(codes.astype(np.float32), (job.chains, dim)))
+
+
+def read_codes(path: Path, dim: int, chains: int) -> np.ndarray:
+    """A .npy of codes: [D] or [1, D] (every chain starts there) or [chains, D], finite."""
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise BadInput(f"--init-codes {path}: cannot read it ({e.strerror or e})") from None
+    except ValueError:
+        raise BadInput(
+            f"--init-codes {path}: not a .npy file of numbers (`repro encode` writes one)"
+        ) from None
+    if codes.shape not in ((dim,), (1, dim), (chains, dim)) or codes.dtype.kind not in "fiu":
+        raise BadInput(
+            f"--init-codes {path}: expected numbers of shape [{dim}], [1, {dim}] or [{chains}, {dim}] "
+            f"(--chains {chains}), got {codes.dtype} {list(codes.shape)}"
+        )
+    if not np.all(np.isfinite(codes)):
+        raise BadInput(f"--init-codes {path}: holds NaN or inf")
+    return codes.reshape(-1, dim).astype(np.float64)
 
 
 def _selection(ms: ModelSet, target: Target) -> np.ndarray | int:
@@ -232,12 +275,17 @@ def _sample_into(
     prior: Prior,
     target: Target,
     selection: np.ndarray | int,
+    start: np.ndarray | None,
 ) -> dict:
     ms = job.models
     model = posterior_model(ms, m.objective, prior, job.guidance, target.blob if target.hidden else None)
     backend = make_backend(job.backend, model, job.device)
-    z0 = initial_codes(
-        job.seed, job.chains, backend.code_size, prior if isinstance(prior, GaussianPrior) else None
+    z0 = (
+        initial_codes(
+            job.seed, job.chains, backend.code_size, prior if isinstance(prior, GaussianPrior) else None
+        )
+        if start is None
+        else start
     )
 
     timings: dict[str, float] = {}
@@ -302,7 +350,7 @@ def _sample_into(
             )
 
     shown = ("models", "class_index", "target", "method", "objective", "prior_sigma", "tuning", "prior")
-    shown += ("guidance",)
+    shown += ("guidance", "init")
     shown += ("chains", "steps", "seed")
     record = {
         **{key: settings[key] for key in shown},
@@ -379,7 +427,14 @@ def _per_chain(values: list, finite: np.ndarray) -> list:
 
 
 def job_settings(
-    job: SampleJob, m: Method, steps: int, step_size: float, options: dict, prior: Prior, target: Target
+    job: SampleJob,
+    m: Method,
+    steps: int,
+    step_size: float,
+    options: dict,
+    prior: Prior,
+    target: Target,
+    start: np.ndarray | None,
 ) -> dict:
     """Everything that decides the job's output files but the timings, as plain JSON (see the docstring).
     A fitted prior counts by content: it depends on files the model set's identity leaves out (real
@@ -397,6 +452,14 @@ def job_settings(
         "prior_fit": _prior_identity(prior),
         "preconditioner": "the fitted prior's covariance" if isinstance(prior, GaussianPrior) else None,
         "guidance": job.guidance,
+        "init": None
+        if start is None
+        else {
+            "from": f"--init-image {Path(job.init_image).name}"
+            if job.init_image is not None
+            else f"--init-codes {Path(job.init_codes).name}",
+            "codes": stand_in(start),
+        },
         "chains": job.chains,
         "steps": steps,
         "seed": job.seed,

@@ -51,7 +51,9 @@ def decode_rgb(data: bytes, source: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as img:
             return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except UnidentifiedImageError:  # PIL's message names its buffer, not the file
+        raise BadInput(f"{source}: not an image file (not a format PIL reads)") from None
+    except (OSError, ValueError) as e:
         raise BadInput(f"{source}: not an image file ({e})") from None
 
 

@@ -31,10 +31,10 @@ import dataclasses
 import numpy as np
 
 from repro.errors import BadInput
+from repro.evaluate.encoder import code_blob, encode
 from repro.evaluate.image_metrics import ImageMetrics
 from repro.evaluate.prior_realism import realism
 from repro.evaluate.real_images import available, real_images
-from repro.evaluate.sessions import caffe_session
 from repro.modelsets import ModelSet
 from repro.posterior import GaussianPrior
 
@@ -42,10 +42,6 @@ REAL_PER_CLASS = 32
 STD_FLOOR = 0.05
 FORMS = ("diagonal", "full")
 PAPER_SIGMA = 1.0  # the paper's N(0, I), measured beside the candidates for comparison
-
-
-def _code_blob(ms: ModelSet) -> str | None:
-    return ms.classifier.blobs.get("code") or ms.classifier.blobs.get("features")
 
 
 def fitted_prior(
@@ -80,11 +76,11 @@ def fitted_prior(
 
 def fitted_forms(ms: ModelSet, code_size: int) -> dict[str, GaussianPrior]:
     """Every form the set's data can fit: both with real codes, the diagonal alone from bounds."""
-    codes = _real_codes(ms, code_size)
+    codes = _real_codes(ms)
     if codes is not None:
         mean, std = codes.mean(0), codes.std(0)
         source = (
-            f"per-unit mean and std of the {_code_blob(ms)} codes of {len(codes)} real "
+            f"per-unit mean and std of the {code_blob(ms)} codes of {len(codes)} real "
             f"images ({REAL_PER_CLASS} per class) through the classifier"
         )
     elif ms.clip_bounds is not None:
@@ -129,21 +125,9 @@ def _correlation_factor(standardised: np.ndarray) -> tuple[np.ndarray, float]:
     return np.linalg.cholesky(cov / np.outer(d, d)), float(shrinkage)
 
 
-def _real_codes(ms: ModelSet, code_size: int) -> np.ndarray | None:
-    blob = _code_blob(ms)
-    if blob is None or not available(ms):
+def _real_codes(ms: ModelSet) -> np.ndarray | None:
+    if code_blob(ms) is None or not available(ms):
         return None
-    session = caffe_session(ms.classifier, [blob])
-    o, s = ms.crop_offset, ms.crop_size
-    codes = []
-    for k in range(len(ms.class_names)):
-        images = real_images(ms, k, REAL_PER_CLASS, stream=2)
-        if images is None:
-            continue
-        x = images[:, :, o : o + s, o : o + s]
-        for i in range(len(x)):
-            out = session.run([blob], {ms.classifier.blobs["input"]: np.ascontiguousarray(x[i : i + 1])})[0]
-            codes.append(out.reshape(-1).astype(np.float64))
-    if not codes or codes[0].size != code_size:
-        return None
-    return np.stack(codes)
+    images = [real_images(ms, k, REAL_PER_CLASS, stream=2) for k in range(len(ms.class_names))]
+    images = [x for x in images if x is not None]
+    return encode(ms, np.concatenate(images)) if images else None

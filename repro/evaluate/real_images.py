@@ -121,17 +121,23 @@ def check_folder(ms: ModelSet, classes: list[int], per_class: int) -> FolderChec
 
 
 def _from_folder(ms: ModelSet, class_index: int, n: int) -> np.ndarray | None:
-    from repro.data import procedural
-
     files = _listing(ms.real_images / str(class_index))[0][:n]
     if not files:
         return None
+    try:
+        return read_images(ms, files)
+    except BadInput as e:
+        raise BadInput(f"--real-images: {e}") from None
+
+
+def read_images(ms: ModelSet, files: list[Path]) -> np.ndarray:
+    """Image files [N, 3, H, W] in the generator's output space: each cut to its central square, resized
+    to the frame the classifier crops from, BGR, mean subtracted (the module docstring)."""
+    from repro.data import procedural
+
     size = ms.crop_size + 2 * ms.crop_offset
-    rgb = []
-    for path in files:
-        try:
-            square = central_square(read_rgb(path))
-        except BadInput as e:
-            raise BadInput(f"--real-images: {e}") from None
-        rgb.append(np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR)))
+    rgb = [
+        np.asarray(Image.fromarray(central_square(read_rgb(path))).resize((size, size), Image.BILINEAR))
+        for path in files
+    ]
     return procedural.to_caffe_input(np.stack(rgb), ms.mean_bgr)
