@@ -376,6 +376,18 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
     default=None,
     help="start the chains at these codes: a .npy of [D] or [1, D] (every chain) or [chains, D]",
 )
+@click.option(
+    "--save-every",
+    type=click.IntRange(1, MAX_STEPS),
+    default=None,
+    help="draw every N-th state of each chain onto a contact sheet, chain_<i>_states.png (PPGN's save_every)",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="with --save-every: keep only the states whose target class probability exceeds P (PPGN's)",
+)
 @scorer_options
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option(
@@ -403,6 +415,8 @@ def sample(
     guidance,
     init_image,
     init_codes,
+    save_every,
+    threshold,
     out_dir,
     replace,
     **scorers,
@@ -435,6 +449,8 @@ def sample(
         guidance=guidance,
         init_image=Path(init_image) if init_image else None,
         init_codes=Path(init_codes) if init_codes else None,
+        save_every=save_every,
+        threshold=threshold,
     )
     record = run_job(job, Path(out_dir), replace=replace)
     rate = sum(record["accept_rate"]) / len(record["accept_rate"])

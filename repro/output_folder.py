@@ -31,7 +31,7 @@ from repro.errors import BadInput
 from repro.versions import versions
 
 # What `repro sample` writes into OUT (and atomic_path's temporaries, which older versions could leave).
-_OUTPUT_NAME = re.compile(r"(run\.json|samples\.npz|grid\.png|chain_\d{3,}\.png|\..+\.tmp)\Z")
+_OUTPUT_NAME = re.compile(r"(run\.json|samples\.npz|grid\.png|chain_\d{3,}(_states)?\.png|\..+\.tmp)\Z")
 
 
 @dataclass(frozen=True)

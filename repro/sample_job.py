@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repro import samplers
+from repro import samplers, saved_states
 from repro.atomic import atomic_path, exclusive, write_text
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.code_prior import fitted_prior
@@ -94,6 +94,10 @@ class SampleJob:
     # encoder (DGN-AM's --init_file), or codes from a .npy file ([D], or one row per chain).
     init_image: Path | None = None
     init_codes: Path | None = None
+    # Chains as they go (repro.saved_states): a contact sheet per chain of every N-th state, kept only where
+    # the class probability exceeds `threshold` (PPGN's save_every and threshold).
+    save_every: int | None = None
+    threshold: float | None = None
 
 
 def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
@@ -120,6 +124,9 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     if job.adapt:
         options["adapt"] = job.adapt
     options.update(job.options)
+    saved_states.check(job.save_every, job.threshold, steps, target.class_index)
+    if job.save_every is not None:
+        options["thin"] = job.save_every  # the loop keeps exactly the states to be drawn
     _refuse_what_cannot_fit(job, steps, options.get("thin", 1))
     clip = options.get("clip")
     out = Output.locate(out_dir)  # before any model is converted
@@ -380,6 +387,10 @@ def _sample_into(
         "timings": {**timings, "seconds": result.seconds},
         "versions": versions(),
     }
+    if job.save_every is not None:
+        record["saved"] = saved_states.save(
+            staging, backend, result.samples, job.save_every, result.warmup, job.threshold, target.class_index
+        )
     write_text(staging / "run.json", json.dumps(record, indent=2, default=float))
     out.commit(staging)
     return record
@@ -460,6 +471,7 @@ def job_settings(
             else f"--init-codes {Path(job.init_codes).name}",
             "codes": stand_in(start),
         },
+        "save": None if job.save_every is None else {"every": job.save_every, "threshold": job.threshold},
         "chains": job.chains,
         "steps": steps,
         "seed": job.seed,

@@ -52,7 +52,9 @@ def test_encode_then_generate_reconstructs_held_out_images(embedded, held_out, t
     recon = backend.images(codes).reshape(len(codes), -1)
     distance = np.linalg.norm(recon[:, None, :] - real.reshape(len(real), -1)[None], axis=2)
     own = float(np.mean(np.argmin(distance, axis=1) == np.arange(len(real))))
-    print(f"RMS error against {len(held_out)} held-out images (0-255 scale): {err}; nearest is its own: {own}")
+    print(
+        f"RMS error against {len(held_out)} held-out images (0-255 scale): {err}; nearest is its own: {own}"
+    )
     assert err["encoded"] < 0.75 * err["N(0, I)"]
     assert own >= 0.75  # a reconstruction looks like its own image, not like any image of the data set
 
