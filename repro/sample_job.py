@@ -43,7 +43,7 @@ from repro.atomic import atomic_path, exclusive, write_text
 from repro.errors import BadInput, CheckFailed
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
-from repro.evaluate.encoder import encode_files
+from repro.evaluate.encoder import Encoder, code_blob, encode_files
 from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
 from repro.images import grid, save_png, to_display
@@ -163,6 +163,11 @@ def job_target(job: SampleJob, m: Method) -> Target:
     target = parse_target(job.target) if job.target else for_class(job.class_index)
     if not target.hidden:
         job.models.check_classes(sorted({term.unit for term in target.terms}))
+    if m.encoder and code_blob(job.models) is None:
+        raise BadInput(
+            f"--method {job.method} reads E(G(h)) through the set's encoder: model set {job.models.name} has "
+            "none (no classifier `code` blob, nor a `features` blob of the code's size)"
+        )
     if m.released and target.class_index is None:
         raise BadInput(
             f"--method {job.method}: the authors' released sampler scores one class's softmax probability; "
@@ -319,7 +324,7 @@ def _sample_into(
     out.start(settings)
     t0 = time.perf_counter()
     result = precondition.sampler_under(prior)(
-        ClassTarget(backend, selection),
+        ClassTarget(backend, selection, Encoder(ms) if m.encoder else None),
         job.method,
         z0,
         steps,

@@ -30,7 +30,7 @@ def test_sample_writes_what_the_sampler_computed(tiny, tmp_path, method, backend
     m = METHODS[method]
     assert record["method"] == method and record["objective"] == m.objective
     assert record["prior_sigma"] == m.prior_sigma and record["backend"] == backend
-    assert record["step_size"] == getattr(resolve(str(tiny)), m.start_step)
+    assert record["step_size"] == resolve(str(tiny)).start_step(m)
     for option, value in m.published.items():
         assert record["options"][option] == value
     labels = {"ort": "ORT-VJP", "torch": "torch autograd"}

@@ -61,7 +61,8 @@ def test_a_new_table_entry_is_a_new_method_everywhere(monkeypatch, tmp_path):
     made = {r.key: r for r in rows(resolve(str(write_tiny_set(tmp_path / "tiny"))), 0.01, 20)}
     assert {"mala-copy", "mala-copy-da"} <= set(made)
     assert made["mala-copy"].options == made["mala"].options
-    assert {r.method for r in made.values()} == set(METHODS)
+    # the tiny set has no encoder (no classifier blob of the code's size): PPGN's row needs one
+    assert {r.method for r in made.values()} == {name for name, m in METHODS.items() if not m.encoder}
 
 
 def test_metropolis_hastings_accepts_by_the_log_uniform_test():

@@ -48,15 +48,29 @@ def _encoder_blob(ms: ModelSet) -> str:
     return blob
 
 
+class Encoder:
+    """The set's encoder as one ORT session, for callers that encode again and again (PPGN's prior term
+    E(G(h)) at every iteration)."""
+
+    def __init__(self, ms: ModelSet):
+        self.blob = _encoder_blob(ms)
+        self.session = caffe_session(ms.classifier, [self.blob])
+        self.window = slice(ms.crop_offset, ms.crop_offset + ms.crop_size)
+        self.feed = ms.classifier.blobs["input"]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Codes [N, D] float64 of images [N, 3, H, W] in the generator's output space (the frame it draws),
+        one image per session call, so a code never depends on the images beside it."""
+        x = np.ascontiguousarray(images[:, :, self.window, self.window], dtype=np.float32)
+        codes = [
+            self.session.run([self.blob], {self.feed: x[i : i + 1]})[0].reshape(-1) for i in range(len(x))
+        ]
+        return np.asarray(codes, np.float64).reshape(len(x), -1)
+
+
 def encode(ms: ModelSet, images: np.ndarray) -> np.ndarray:
-    """Codes [N, D] float64 of images [N, 3, H, W] in the generator's output space (the frame it draws)."""
-    blob = _encoder_blob(ms)
-    session = caffe_session(ms.classifier, [blob])
-    o, s = ms.crop_offset, ms.crop_size
-    x = np.ascontiguousarray(images[:, :, o : o + s, o : o + s], dtype=np.float32)
-    feed = ms.classifier.blobs["input"]
-    codes = [session.run([blob], {feed: x[i : i + 1]})[0].reshape(-1) for i in range(len(x))]
-    return np.asarray(codes, np.float64).reshape(len(x), -1)
+    """Codes [N, D] float64 of images [N, 3, H, W] in the generator's output space."""
+    return Encoder(ms)(images)
 
 
 def encode_files(ms: ModelSet, files: list[Path]) -> np.ndarray:

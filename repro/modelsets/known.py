@@ -35,6 +35,27 @@ KNOWN_EXTERNAL = {
         "map_lr": 8.0,
         "classes": 1000,
     },
+    # PPGN's sampler as its class-conditional script ran it: its own generator weights (the "noiseless
+    # joint PPGN-h", 181007__generator.caffemodel, DGN's fc6 prototxt) with CaffeNet, whose fc6 is also its
+    # encoder. The clip bounds are DGN-AM's; PPGN clips to [0, 30] itself.
+    "ppgn-caffenet": {
+        "files": [
+            "generator.prototxt",
+            "181007__generator.caffemodel",
+            "caffenet.prototxt",
+            "bvlc_reference_caffenet.caffemodel",
+            "fc6.txt (act_range/3x, optional)",
+        ],
+        "generator": ("generator.prototxt", "181007__generator.caffemodel", _FC6_GENERATOR_BLOBS),
+        "classifier": (
+            "caffenet.prototxt",
+            "bvlc_reference_caffenet.caffemodel",
+            {"input": "data", "logits": "fc8", "code": "fc6"},
+        ),
+        "crop": (227, 14),
+        "map_lr": 8.0,
+        "classes": 1000,
+    },
     "dgn-googlenet": {
         "files": [
             "generator.prototxt",

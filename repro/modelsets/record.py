@@ -41,8 +41,11 @@ class ModelSet:
     )
 
     def start_step(self, method: Method) -> float:
-        """The published run's start step on this set (the field the method's table entry names)."""
-        return float(getattr(self, method.start_step))
+        """The published run's start step on this set (the field the method's table entry names), or the
+        method's own where it is the same on every set."""
+        if isinstance(method.start_step, str):
+            return float(getattr(self, method.start_step))
+        return float(method.start_step)
 
     def check_classes(self, classes: list[int]) -> None:
         """BadInput naming the first class index this set does not have: the one check of `repro sample`'s

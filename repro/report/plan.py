@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from repro.errors import BadInput
+from repro.evaluate.encoder import code_blob
 from repro.modelsets import REPORT_USES, ModelSet, models_id
 from repro.samplers.methods import METHODS, Method, iterations_for
 
@@ -153,8 +154,8 @@ def _published(m: Method, c: RowContext) -> Row | None:
     """The method as published: DGN-AM's MAP for `map_steps` iterations, the paper's MCMC at the budget, the
     released samplers at their scripts' iterations (× budget). The samplers beyond the paper have no
     published run: their rows are their dual-averaging ones."""
-    if "paper" not in m.tunings:
-        return None
+    if "paper" not in m.tunings or (m.encoder and code_blob(c.ms) is None):
+        return None  # PPGN's row needs the set's encoder: dgn-googlenet and the random set have none
     if m.released:
         steps, label = max(2, round(m.published_steps * c.budget)), m.label
     elif m.mcmc:
@@ -169,7 +170,7 @@ def _published(m: Method, c: RowContext) -> Row | None:
 
 def _long_map(m: Method, c: RowContext) -> Row | None:
     """Unclipped MAP run as long as the MCMC budget: does optimising longer alone change the images?"""
-    if m.mcmc or m.clip:
+    if m.mcmc or m.clip or m.released:
         return None
     steps = max(c.map_steps, round(PAPER_BUDGET * c.budget))
     return Row(f"{m.name}-long", m.name, f"{m.label} ({steps})", steps, c.ms.start_step(m), dict(m.published))

@@ -35,7 +35,9 @@ SAMPLER_VARIANT = (
     "ends, annealed noise included); HMC accepts with min(1, exp(H_old - H_new)); MALA+clip clips after the "
     "accept step. The rows mala-released and hmc-released are the authors' released code as it computes, "
     "which differs (no prior, probabilities instead of log-probabilities in the MH ratio, the ratio at the "
-    "pre-proposal state, in-place state updates; docs/released_samplers.md). MAP and "
+    "pre-proposal state, in-place state updates; docs/released_samplers.md); the row ppgn-released is PPGN's "
+    "sampler, the same lab's successor, as its code computes (no accept step, a denoising autoencoder's "
+    "score for a prior, (1 - p_k) times the logit's gradient, clipped to [0, 30]). MAP and "
     "MAP+clip are DGN-AM's loop on the raw logit with no prior (linear step decay, h/mean|h|, x0.99 decay)."
 )
 

@@ -42,6 +42,7 @@ from repro import samplers
 from repro.errors import BadInput
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
+from repro.evaluate.encoder import Encoder
 from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics
 from repro.evaluate.posterior_reference import draw_prior, log_likelihoods, reference, resample
@@ -340,7 +341,8 @@ class Worker:
         plan = self.plan
         row, cells = unit.row, unit.cells
         backend = self.backend(row)
-        target = ClassTarget(backend, np.repeat([c.class_index for c in cells], plan.chains))
+        encoder = Encoder(self.ms) if METHODS[row.method].encoder else None  # PPGN's E(G(h))
+        target = ClassTarget(backend, np.repeat([c.class_index for c in cells], plan.chains), encoder)
         code_size = backend.code_size
         # under a fitted prior, chains start at its draws and run preconditioned by its covariance
         start = self.fitted_prior() if row.prior == "fitted" else None

@@ -54,12 +54,20 @@ class ClassTarget:
 
     backend: Backend
     classes: np.ndarray | int
+    # codes [C, D] of images [C, 3, H, W] (a set's encoder, repro.evaluate.encoder), for PPGN's E(G(z))
+    encoder: Callable[[np.ndarray], np.ndarray] | None = None
 
     def value_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.backend.value_and_grad(z, self.classes)
 
     def logits(self, z: np.ndarray) -> np.ndarray:
         return self.backend.logits(z)
+
+    def autoencode(self, z: np.ndarray) -> np.ndarray:
+        """E(G(z)) [C, D]: the code the encoder reads back from the generator's image of z."""
+        if self.encoder is None:
+            raise BadInput("this target has no encoder: PPGN's prior term E(G(z)) needs the set's encoder")
+        return self.encoder(self.backend.images(z))
 
 
 Posterior = "onnx.ModelProto | Path"  # the graph, or a model file with its external weights beside it

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from repro.errors import BadInput
-from repro.samplers import hmc, hmc_jitter, hmc_released, mala, mala_mass, mala_released
+from repro.samplers import hmc, hmc_jitter, hmc_released, mala, mala_mass, mala_released, ppgn_released
 from repro.samplers import map as map_kernel
 from repro.samplers.kernel import check_kernel
 
@@ -51,7 +51,8 @@ class Method:
     prior_sigma: float | None  # N(0, σ²I) prior on z; None: no prior term (DGN-AM)
     clip: bool  # needs per-unit bounds (`clip` option)
     published: dict  # options of the published run (see the module docstring)
-    start_step: str  # the model-set field holding the published start step (code scales differ per set)
+    # the model-set field holding the published start step (code scales differ per set), or the step itself
+    start_step: str | float
     published_steps: int  # iterations `repro sample` runs by default
     defaults: dict = field(default_factory=dict)  # `sample`'s option defaults
     steps: int | None = None  # `sample`'s default step count (None: the caller must give one)
@@ -61,6 +62,7 @@ class Method:
     # How its step sizes may be chosen (TUNINGS), the first by default: the samplers beyond the paper adapt
     # in warm-up and have no published schedule to run.
     tunings: tuple[str, ...] = TUNINGS
+    encoder: bool = False  # its kernel reads E(G(z)) (`ClassTarget.autoencode`): the set needs an encoder
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)
@@ -153,6 +155,23 @@ METHODS: dict[str, Method] = {
             steps=400,
             step_size=1.0,
             released="BowenXu/synthesizing@a382fc2 (bowen_HMC)",
+        ),
+        # PPGN's class-conditional script: lr 1 → 1 over 200 iterations + 1, ε1 1e-5, ε2 1, ε3 1e-17.
+        Method(
+            "ppgn-released",
+            ppgn_released,
+            "PPGN (its code, f0dbbad)",
+            "logit",
+            None,
+            False,
+            {"schedule": "constant"},
+            1.0,
+            201,
+            defaults={"schedule": "constant"},
+            steps=201,
+            step_size=1.0,
+            released="Evolving-AI-Lab/ppgn@f0dbbad (sampler.py)",
+            encoder=True,
         ),
         # Beyond the paper (issue: samplers that mix): the paper's posterior, kernels that adapt more than a
         # step in warm-up. Their `published` keeps only the structure dual averaging keeps (HMC's mean L).
