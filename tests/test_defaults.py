@@ -54,3 +54,34 @@ def test_the_quick_report_of_the_readme(tmp_path, capsys):
     prior_rows = [r for r in metrics["rows"] if r["key"].endswith("-prior")]
     assert prior_rows and all(r["prior"]["form"] == priors["form"] for r in prior_rows)
     assert "## Priors: how real their own draws look" in (out / "report.md").read_text()
+
+
+def test_the_readme_commands_on_units_starts_and_ppgn(tmp_path, capsys, monkeypatch):
+    """The README's "Any unit, any start, chains as they go" commands, as written (4 chains, published
+    steps), with a held-out image of the embedded data set as the photo."""
+    from repro.evaluate.real_images import real_images
+    from repro.images import save_png, to_display
+    from repro.modelsets import resolve
+
+    monkeypatch.chdir(tmp_path)
+    save_png("photo.png", to_display(real_images(resolve("embedded"), 4, 1, stream=7)[0]))
+    commands = [
+        "sample --models embedded --target conv3:11@3,3 --method map-clip -o conv3_11",
+        "encode --models embedded photo.png -o start.npy",
+        "sample --models embedded --class 4 --method mala --tuning dual-averaging --init-codes start.npy "
+        "-o from_photo",
+        "sample --models embedded --class 4 --method ppgn-released --save-every 20 --threshold 0.9 -o ppgn",
+    ]
+    for command in commands:
+        assert main(command.split()) == 0, (command, capsys.readouterr().err)
+    unit = json.loads((tmp_path / "conv3_11" / "run.json").read_text())
+    assert unit["target"] == "conv3:11@3,3" and unit["steps"] == 200 and unit["chains"] == 4
+    assert (
+        json.loads((tmp_path / "from_photo" / "run.json").read_text())["init"]["from"]
+        == "--init-codes start.npy"
+    )
+    ppgn = json.loads((tmp_path / "ppgn" / "run.json").read_text())
+    assert ppgn["steps"] == 201 and all(s["p_class"] > 0.9 for s in ppgn["saved"])
+    assert sorted({s["sheet"] for s in ppgn["saved"]}) == sorted(
+        p.name for p in (tmp_path / "ppgn").glob("*_states.png")
+    )
