@@ -38,28 +38,24 @@ from pathlib import Path
 
 import numpy as np
 
-from repro import samplers, saved_states
+from repro import api, samplers, saved_states
 from repro.atomic import atomic_path, exclusive, write_text
 from repro.errors import BadInput, CheckFailed
-from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.diagnostics import summarize
-from repro.evaluate.encoder import Encoder, code_blob, encode_files
+from repro.evaluate.encoder import encode_files
 from repro.evaluate.finite import nonfinite_chains
 from repro.evaluate.image_metrics import ImageMetrics, as_saved, softmax
 from repro.images import grid, save_png, to_display
 from repro.modelsets import SAMPLE_USES, ModelSet, code_size, models_id, stand_in
 from repro.output_folder import Output
 from repro.parity import sampling_gate
-from repro.posterior import GaussianPrior, Prior, posterior_model, target_shape
+from repro.posterior import GaussianPrior, Prior, posterior_model
 from repro.resources import call_bytes, net_sizes, refuse_unless_fits, sampling_bytes, size_text
-from repro.runtime import ClassTarget, make_backend
+from repro.runtime import make_backend
 from repro.samplers import checkpoint as npz_record
-from repro.samplers import precondition
 from repro.samplers.bounds import dgn_am_box
-from repro.samplers.initial import initial_codes
-from repro.samplers.methods import PRIORS, TUNINGS, Method, iterations_for, method
-from repro.target import Target, for_class
-from repro.target import parse as parse_target
+from repro.samplers.methods import TUNINGS, Method, iterations_for, method
+from repro.target import Target
 from repro.versions import versions
 
 
@@ -109,10 +105,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     target = job_target(job, m)
     step_size = ms.start_step(m) if job.step_size is None else job.step_size
     steps = _iterations(job, m)
-    if job.prior not in PRIORS:
-        raise BadInput(f"--prior: expected one of {', '.join(PRIORS)}, got {job.prior!r}")
-    if job.prior != "standard" and m.prior_sigma is None:
-        raise BadInput(f"--prior {job.prior}: method {job.method} has no prior term to replace")
+    api.check_prior(m, job.prior)
     options = dict(m.published) if job.tuning == "paper" else m.dual_averaging(steps)
     if m.clip:
         bounds_file = job.clip_bounds or ms.clip_bounds
@@ -130,18 +123,16 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     _refuse_what_cannot_fit(job, steps, options.get("thin", 1))
     clip = options.get("clip")
     out = Output.locate(out_dir)  # before any model is converted
-    selection = _selection(ms, target)  # an unknown blob or a unit outside it stops the job here
+    api.selection(ms, target)  # an unknown blob or a unit outside it stops the job here
     start = job_start(job)
     scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
-    prior = job_prior(job, m, scorers)
+    prior = api.prior_of(ms, m, job.prior, scorers)
     settings = job_settings(job, m, steps, step_size, options, prior, target, start)
     if isinstance(clip, tuple) and isinstance(clip[1], Path):  # read now: a bad file stops the job first
         options["clip"] = dgn_am_box(samplers.load_bounds(clip[1], code_size(ms)))
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
-        record = _sample_into(
-            out, job, m, settings, steps, step_size, options, scorers, prior, target, selection, start
-        )
+        record = _sample_into(out, job, m, settings, steps, step_size, options, scorers, prior, target, start)
     bad = record["nonfinite"]
     if bad["count"]:  # the files stay, for the user to look at
         raise CheckFailed(
@@ -152,7 +143,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
 
 
 def job_target(job: SampleJob, m: Method) -> Target:
-    """The job's target: `--class K`, or its `--target` terms, checked against the model set's classes (a
+    """The job's target: `--class K`, or its `--target` terms, checked against the set and the method (a
     hidden blob's units are checked when the graph names its shape)."""
     if (job.class_index is None) == (not job.target):
         raise BadInput(
@@ -160,20 +151,9 @@ def job_target(job: SampleJob, m: Method) -> Target:
             if job.target
             else "give --class K or --target"
         )
-    target = parse_target(job.target) if job.target else for_class(job.class_index)
-    if not target.hidden:
-        job.models.check_classes(sorted({term.unit for term in target.terms}))
-    if m.encoder and code_blob(job.models) is None:
-        raise BadInput(
-            f"--method {job.method} reads E(G(h)) through the set's encoder: model set {job.models.name} has "
-            "none (no classifier `code` blob, nor a `features` blob of the code's size)"
-        )
-    if m.released and target.class_index is None:
-        raise BadInput(
-            f"--method {job.method}: the authors' released sampler scores one class's softmax probability; "
-            f"it runs on --class K only, not on --target {target.text()}"
-        )
-    return target
+    aim = api.target(job.target or job.class_index)
+    api.check_aim(job.models, m, aim)
+    return aim
 
 
 def job_start(job: SampleJob) -> np.ndarray | None:
@@ -211,14 +191,6 @@ def read_codes(path: Path, dim: int, chains: int) -> np.ndarray:
     if not np.all(np.isfinite(codes)):
         raise BadInput(f"--init-codes {path}: holds NaN or inf")
     return codes.reshape(-1, dim).astype(np.float64)
-
-
-def _selection(ms: ModelSet, target: Target) -> np.ndarray | int:
-    """What the backend's calls aim at: the class (as the report's class rows pass it), else the weight row
-    over the target's blob."""
-    if target.class_index is not None:
-        return target.class_index
-    return target.weights(target_shape(ms, target.blob if target.hidden else None))
 
 
 def _tuning(job: SampleJob, m: Method) -> str:
@@ -266,15 +238,6 @@ def _refuse_what_cannot_fit(job: SampleJob, steps: int, thin: object) -> None:
     )
 
 
-def job_prior(job: SampleJob, m: Method, scorers: ImageMetrics) -> Prior:
-    """The prior term the job samples with: the method's σ, or a fitted Gaussian (repro.evaluate.code_prior;
-    "fitted" measures its candidates with the set's scorers)."""
-    if job.prior == "standard":
-        return m.prior_sigma
-    form = job.prior.removeprefix("fitted").removeprefix("-") or "fitted"
-    return fitted_prior(job.models, code_size(job.models), form, scorers)
-
-
 def _sample_into(
     out: Output,
     job: SampleJob,
@@ -286,25 +249,19 @@ def _sample_into(
     scorers: ImageMetrics,
     prior: Prior,
     target: Target,
-    selection: np.ndarray | int,
     start: np.ndarray | None,
 ) -> dict:
     ms = job.models
     model = posterior_model(ms, m.objective, prior, job.guidance, target.blob if target.hidden else None)
     backend = make_backend(job.backend, model, job.device)
-    z0 = (
-        initial_codes(
-            job.seed, job.chains, backend.code_size, prior if isinstance(prior, GaussianPrior) else None
-        )
-        if start is None
-        else start
-    )
+    post = api.Posterior(ms, target, m, prior, job.guidance, model, backend, api.selection(ms, target))
+    z0 = api.start_codes(post, job.chains, job.seed) if start is None else start
 
     timings: dict[str, float] = {}
     parity = []
     if job.parity_check:
         t0 = time.perf_counter()
-        checks = sampling_gate(backend, model, selection, z0, job.device)
+        checks = sampling_gate(backend, model, post.selection, z0, job.device)
         parity = [c.as_dict() for c in checks]
         timings["parity_s"] = time.perf_counter() - t0
         failed = [c for c in checks if c.gates and not c.passed]
@@ -323,13 +280,14 @@ def _sample_into(
 
     out.start(settings)
     t0 = time.perf_counter()
-    result = precondition.sampler_under(prior)(
-        ClassTarget(backend, selection, Encoder(ms) if m.encoder else None),
-        job.method,
-        z0,
+    result = api.run(
+        post,
+        job.chains,
         steps,
         job.seed,
+        z0,
         step_size,
+        job.tuning,
         progress=job.progress,
         checkpoint=out.checkpoint,
         checkpoint_every=npz_record.cadence(steps),

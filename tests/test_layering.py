@@ -20,7 +20,7 @@ RANKS = [
     {"convert", "grad", "posterior"},
     {"runtime", "samplers"},
     {"modelsets", "evaluate", "kinks", "parity", "bench", "eager_port", "resources"},
-    {"sample_job", "saved_states"},
+    {"sample_job", "saved_states", "api"},
     {"report"},
     {"cli"},
 ]
