@@ -17,6 +17,7 @@ docs/python_api.md is a runnable walk-through (the test suite executes it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -67,8 +68,9 @@ class Posterior:
     backend: Backend
     selection: np.ndarray | int
 
-    @property
+    @cached_property
     def aimed(self) -> ClassTarget:
+        """Made once: PPGN's encoder is an ORT session of its own."""
         encoder = Encoder(self.models) if self.method.encoder else None
         return ClassTarget(self.backend, self.selection, encoder)
 

@@ -123,7 +123,7 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
     _refuse_what_cannot_fit(job, steps, options.get("thin", 1))
     clip = options.get("clip")
     out = Output.locate(out_dir)  # before any model is converted
-    api.selection(ms, target)  # an unknown blob or a unit outside it stops the job here
+    selection = api.selection(ms, target)  # an unknown blob or a unit outside it stops the job here
     start = job_start(job)
     scorers = ImageMetrics(ms)  # the judge and evaluator: a bad file stops us before any sampling
     prior = api.prior_of(ms, m, job.prior, scorers)
@@ -132,7 +132,9 @@ def run_job(job: SampleJob, out_dir: Path, replace: bool = False) -> dict:
         options["clip"] = dgn_am_box(samplers.load_bounds(clip[1], code_size(ms)))
     with exclusive(out.lock, f"output folder {out.folder}"):
         out.prepare(settings, replace)
-        record = _sample_into(out, job, m, settings, steps, step_size, options, scorers, prior, target, start)
+        record = _sample_into(
+            out, job, m, settings, steps, step_size, options, scorers, prior, target, selection, start
+        )
     bad = record["nonfinite"]
     if bad["count"]:  # the files stay, for the user to look at
         raise CheckFailed(
@@ -249,12 +251,13 @@ def _sample_into(
     scorers: ImageMetrics,
     prior: Prior,
     target: Target,
+    selection: np.ndarray | int,
     start: np.ndarray | None,
 ) -> dict:
     ms = job.models
     model = posterior_model(ms, m.objective, prior, job.guidance, target.blob if target.hidden else None)
     backend = make_backend(job.backend, model, job.device)
-    post = api.Posterior(ms, target, m, prior, job.guidance, model, backend, api.selection(ms, target))
+    post = api.Posterior(ms, target, m, prior, job.guidance, model, backend, selection)
     z0 = api.start_codes(post, job.chains, job.seed) if start is None else start
 
     timings: dict[str, float] = {}
