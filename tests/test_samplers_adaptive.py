@@ -20,19 +20,23 @@ AXIS_STIFF = Gaussian(np.linspace(-3.0, 3.0, 20), np.diag(STDS**2))
 METHODS = [("mala-mass", {}), ("hmc-jitter", {"n_leapfrog": 5})]
 
 
-def run(target, method, options, seed=0, step=1e-3):
+def run(target, method, options, seed=0, step=1e-3, warmup=WARMUP):
     z0 = target.draw(np.random.default_rng(seed + 1), CHAINS)
-    return sample(target, method, z0, WARMUP + KEPT, seed, step, adapt=WARMUP, **options)
+    return sample(target, method, z0, warmup + KEPT, seed, step, adapt=warmup, **options)
 
 
 @pytest.mark.parametrize(("method", "options"), METHODS)
 def test_an_axis_aligned_stiff_gaussian_is_learnt_and_sampled_exactly(method, options):
-    """Stds 0.03 to 10: the learnt mass makes it isotropic, so the tuned step is of order 1, where an
-    identity mass must fit the narrowest direction (0.03): MALA's step scales as its variance, HMC's as its
-    std, so the plain kernels' tuned steps are about 1000× and 30× smaller."""
-    result = run(AXIS_STIFF, method, options)
-    z = gaussian_zscores(AXIS_STIFF, result.samples[WARMUP:])
-    acceptance = result.accepted[WARMUP:].mean()
+    """Stds 0.03 to 10: the learnt mass takes most of the stretch out, where an identity mass must fit the
+    narrowest direction (0.03). The last window (200 iterations, shrunk towards 1) leaves s = σ^w with
+    w = 200 / (200 + SHRINK), so the narrowest direction's scale in u is 0.03^(1 − w): the tuned step grows by
+    0.03^−w for HMC (a step scales as the narrowest std) and its square for MALA (as its variance). The mass
+    moves at every window's end (the last at 375), so, as in Stan's terminal window, the step is given
+    iterations after it (125) to settle."""
+    warmup = 500
+    result = run(AXIS_STIFF, method, options, warmup=warmup)
+    z = gaussian_zscores(AXIS_STIFF, result.samples[warmup:])
+    acceptance = result.accepted[warmup:].mean()
     plain = sample(
         AXIS_STIFF,
         method.split("-")[0],
@@ -48,22 +52,29 @@ def test_an_axis_aligned_stiff_gaussian_is_learnt_and_sampled_exactly(method, op
         f"step {np.median(result.step_size):.3g} against the identity mass's {np.median(plain.step_size):.3g}"
     )
     assert np.abs(z).max() < Z_MAX
-    assert abs(acceptance - METHODS_TABLE[method].kernel.TARGET_ACCEPT) < 0.1
-    assert np.median(result.step_size) > 10 * np.median(plain.step_size)
+    # Dual averaging's frozen step is the iterate average, which lands below the step of its goal (the plain
+    # HMC rows run at 0.74–0.81 for a goal of 0.65): conservative, still exact; the mass must not push it off
+    goal = METHODS_TABLE[method].kernel.TARGET_ACCEPT
+    assert goal - 0.1 < acceptance < goal + 0.2
+    w = 200 / (200 + diagonal_mass.SHRINK)
+    gain = STDS.min() ** (-w * (2 if method == "mala-mass" else 1))
+    assert np.median(result.step_size) > 0.5 * gain * np.median(plain.step_size)
 
 
 @pytest.mark.parametrize(("method", "options"), METHODS)
 def test_the_learnt_scales_are_the_targets_stds(method, options):
     """On a Gaussian with a diagonal covariance ∇log π = −(z − μ)/σ², so Var(z)/Var(∇) = σ⁴ wherever the
-    chain has been: one window gives s = σ, stationary or not, as long as the chain moves (a small step)."""
+    chain has been: one window of n iterations estimates σ, stationary or not, as long as the chain moves (a
+    small step), and sets s = σ^(n / (n + SHRINK)), the estimate shrunk towards 1."""
     z0 = AXIS_STIFF.draw(np.random.default_rng(3), 8)
     state = diagonal_mass.init(AXIS_STIFF, z0)
     step = METHODS_TABLE[method].kernel.build(**options)
     eps = np.full(8, 1e-5 if method == "mala-mass" else 3e-3)
     for n in range(diagonal_mass.FIRST_WINDOW):
         state, _ = step(state, AXIS_STIFF, eps, _draws(np.random.default_rng(n), 8, 20), None)
-    ratio = diagonal_mass.scale(state) / STDS
-    print(f"{method}: learnt s / std from {ratio.min():.4f} to {ratio.max():.4f}")
+    n = diagonal_mass.FIRST_WINDOW
+    ratio = diagonal_mass.scale(state) / STDS ** (n / (n + diagonal_mass.SHRINK))
+    print(f"{method}: learnt s / shrunk std from {ratio.min():.4f} to {ratio.max():.4f}")
     np.testing.assert_allclose(ratio, 1.0, rtol=1e-3)
     warm, frozen = state, state
     for n in range(50):  # across the next window's end (75): only warm-up (t None) learns
@@ -89,16 +100,36 @@ def test_exact_on_targets_a_diagonal_cannot_whiten(method, options, target):
     acceptance = result.accepted[WARMUP:].mean()
     print(f"{method}: max |error|/MCSE {np.abs(z).max():.2f}, acceptance {acceptance:.3f}")
     assert np.abs(z).max() < Z_MAX
-    assert (
-        0.4 < acceptance < 0.85
-    )  # the chains move: standing still at exact start draws would pass trivially
+    # the chains move: standing still at exact start draws would pass trivially
+    assert 0.4 < acceptance < 0.95
 
 
-def test_jittered_leapfrog_counts_cover_the_range_with_the_priced_mean():
-    counts = np.array([hmc_jitter.leapfrog_steps(n, 10) for n in range(6000)])
-    assert counts.min() == 1 and counts.max() == 19
-    assert abs(counts.mean() - 10) < 0.05  # what gradients_per_step prices
-    assert np.ptp(np.bincount(counts)[1:]) <= 0.01 * counts.size  # near uniform over 1 … 19
+def test_jittered_steps_cover_the_band_evenly():
+    factors = np.array([hmc_jitter.step_factor(n) for n in range(6000)])
+    low, high = 1.0 - hmc_jitter.JITTER, 1.0 + hmc_jitter.JITTER
+    assert low <= factors.min() < low + 1e-3 and high - 1e-3 < factors.max() <= high
+    assert abs(factors.mean() - 1.0) < 1e-3
+    counts, _ = np.histogram(factors, bins=10, range=(low, high))
+    assert np.ptp(counts) <= 0.01 * factors.size  # near uniform over the band
+
+
+def test_an_iteration_is_plain_hmc_at_its_jittered_step():
+    """With the mass still 1, iteration n of hmc-jitter is hmc.py's step at ε·step_factor(n), draw for draw,
+    and costs the L gradients the report prices."""
+    from repro.samplers import hmc
+
+    z0 = AXIS_STIFF.draw(np.random.default_rng(4), 6)
+    state = diagonal_mass.init(AXIS_STIFF, z0)
+    jittered, plain = hmc_jitter.build(n_leapfrog=4), hmc.build(n_leapfrog=4)
+    eps = np.full(6, 0.01)
+    for n in range(3):
+        draws = _draws(np.random.default_rng(50 + n), 6, 20)
+        moved, info = jittered(state, AXIS_STIFF, eps, draws, None)
+        expected, _ = plain(state, AXIS_STIFF, eps * hmc_jitter.step_factor(n), draws, None)
+        np.testing.assert_allclose(moved.z, expected.z, rtol=1e-12, atol=1e-12)
+        assert info.n_eval == hmc_jitter.gradients_per_step(n_leapfrog=4) == 4
+        state = moved
+    assert {hmc_jitter.step_factor(n) for n in range(3)} != {1.0}
 
 
 def test_window_ends_double():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from repro.errors import BadInput
-from repro.samplers import checkpoint, hmc_jitter, sample
+from repro.samplers import checkpoint, sample
 from repro.samplers.targets import LogGamma
 
 TARGET = LogGamma(np.array([2.0, 0.7, 5.0]))  # element-wise, so rows never interact
@@ -145,7 +145,7 @@ class Counting:
         ("map", {}, 31),
         ("mala", {}, 31),
         ("hmc", {"n_leapfrog": 7}, 1 + 30 * 7),
-        ("hmc-jitter", {"n_leapfrog": 7}, 1 + sum(hmc_jitter.leapfrog_steps(n, 7) for n in range(30))),
+        ("hmc-jitter", {"n_leapfrog": 7}, 1 + 7 * 30),
     ],
 )
 def test_gradient_count(method, options, expected):

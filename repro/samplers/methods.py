@@ -190,11 +190,11 @@ METHODS: dict[str, Method] = {
         Method(
             "hmc-jitter",
             hmc_jitter,
-            "HMC, jittered L, adapted diagonal mass",
+            "HMC, jittered step, adapted diagonal mass",
             "log_softmax",
             1.0,
             False,
-            {"n_leapfrog": 10},
+            {"n_leapfrog": hmc_jitter.OPTIONS["n_leapfrog"].default},
             "hmc_step",
             600,
             tunings=("dual-averaging",),

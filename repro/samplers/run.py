@@ -176,6 +176,8 @@ def _advance(cfg: Config, step, target: Target, run: _Run) -> None:
     state, info = step(start, target, eps, draws, None if warm else t - cfg.adapt)
     if warm:
         run.da = adapt.update(run.da, info.accept_prob, kernel.TARGET_ACCEPT)
+        if info.metric_changed:
+            run.da = adapt.restart(run.da)
     if kernel.IMAGE_AT_LAST_START:
         run.z_last_start = start.z
     run.state = state

@@ -58,6 +58,9 @@ class Info:
     n_eval: int
     energy_error: np.ndarray | None = None  # [C] HMC: H_new − H_old
     divergent: np.ndarray | None = None  # [C] HMC: |ΔH| > threshold or non-finite
+    # the kernel changed its metric after this step (an adapted mass's window closed): the step tuned so far
+    # was tuned for the old one, so dual averaging starts over, as Stan's does at each window's end
+    metric_changed: bool = False
 
 
 def evaluate(target: Target, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
