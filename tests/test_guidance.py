@@ -69,7 +69,7 @@ def test_repro_sample_runs_what_a_report_row_runs(tmp_path, monkeypatch):
     assert main([*args[:5], "--method", "hmc-jitter", "--steps", "8", "-o", str(tmp_path / "jitter")]) == 0
     record = json.loads((tmp_path / "jitter" / "run.json").read_text())
     assert record["tuning"] == "dual-averaging"
-    assert record["options"] == {"schedule": "constant", "adapt": 2, "n_leapfrog": 10}
+    assert record["options"] == {"schedule": "constant", "adapt": 2, "n_leapfrog": 5}
 
 
 @pytest.mark.parametrize(
