@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from repro.samplers import METHODS
 from tools.sampler_efficiency import main
 
 REPO = Path(__file__).resolve().parents[1]
