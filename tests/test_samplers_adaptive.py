@@ -9,7 +9,7 @@ import pytest
 
 from repro.errors import BadInput
 from repro.samplers import METHODS as METHODS_TABLE
-from repro.samplers import diagonal_mass, hmc_jitter, sample
+from repro.samplers import adapt, diagonal_mass, hmc_jitter, sample
 from repro.samplers.state import Draws
 from repro.samplers.targets import Gaussian
 from tests.test_samplers_mcmc import SKEWED, Z_MAX, badly_scaled_gaussian, gaussian_zscores, loggamma_zscores
@@ -142,3 +142,15 @@ def test_window_ends_double():
 def test_clipping_is_refused(method):
     with pytest.raises(BadInput, match="cannot be clipped"):
         sample(AXIS_STIFF, method, np.zeros((2, 20)), 3, 0, 0.1, clip=(-1.0, 1.0))
+
+
+def test_dual_averaging_restarts_from_the_step_it_reached():
+    """Stan's restart: what was averaged under the old mass is dropped, the next step is the one reached,
+    and the shrinkage point is ten times it."""
+    state = adapt.init(np.array([0.1, 1.0]))
+    for accept in ([0.9, 0.1], [0.8, 0.2], [0.95, 0.0]):
+        state = adapt.update(state, np.array(accept), 0.6)
+    fresh = adapt.restart(state)
+    np.testing.assert_allclose(adapt.step_size(fresh), adapt.step_size(state), rtol=1e-15)
+    np.testing.assert_allclose(np.exp(fresh.mu), 10 * adapt.step_size(state), rtol=1e-12)
+    assert fresh.count == 0 and not fresh.h_avg.any() and not fresh.log_step_avg.any()

@@ -19,7 +19,8 @@ RUNS = [
     ("hmc", 0.4, {"adapt": 15, "n_leapfrog": 4, "thin": 2}),
     ("map-clip", 0.5, {"clip": (0.0, 2.0), "schedule": "linear", "lr_end": 0.01}),
     ("mala-clip", 0.8, {"clip": (-1.0, 1.0)}),
-    # a mass learnt in warm-up (its first window closes at 25) and HMC's jittered L, carried in State.memory
+    # a mass learnt in warm-up (its first window closes at 25, restarting dual averaging) and HMC's jittered
+    # step, carried in State.memory
     ("mala-mass", 0.5, {"adapt": 30, "thin": 2}),
     ("hmc-jitter", 0.4, {"adapt": 30, "n_leapfrog": 3}),
 ]
