@@ -9,7 +9,7 @@ import pytest
 
 from repro.errors import BadInput
 from repro.samplers import METHODS as METHODS_TABLE
-from repro.samplers import adapt, diagonal_mass, hmc_jitter, sample
+from repro.samplers import adapt, diagonal_mass, hmc, hmc_jitter, sample
 from repro.samplers.state import Draws
 from repro.samplers.targets import Gaussian
 from tests.test_samplers_mcmc import SKEWED, Z_MAX, badly_scaled_gaussian, gaussian_zscores, loggamma_zscores
@@ -116,8 +116,6 @@ def test_jittered_steps_cover_the_band_evenly():
 def test_an_iteration_is_plain_hmc_at_its_jittered_step():
     """With the mass still 1, iteration n of hmc-jitter is hmc.py's step at ε·step_factor(n), draw for draw,
     and costs the L gradients the report prices."""
-    from repro.samplers import hmc
-
     z0 = AXIS_STIFF.draw(np.random.default_rng(4), 6)
     state = diagonal_mass.init(AXIS_STIFF, z0)
     jittered, plain = hmc_jitter.build(n_leapfrog=4), hmc.build(n_leapfrog=4)

@@ -93,8 +93,9 @@ def closing_window(count: int) -> int:
     return size if end == count else 0
 
 
-def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Add this iteration to the window's sums; at a window's end, re-estimate s and empty the sums."""
+def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Add this iteration to the window's sums; at a window's end, re-estimate s and empty the sums. Also
+    whether a window closed (s changed)."""
     dim = z.shape[1]
     memory = memory.copy()
     blocks = [memory[:, _HEAD + k * dim : _HEAD + (k + 1) * dim] for k in range(5)]
@@ -106,18 +107,16 @@ def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
     sum_g2 += grad * grad
     n = closing_window(int(memory[0, 0]))
     if not n:
-        return memory
+        return memory, False
     with np.errstate(invalid="ignore", divide="ignore"):
         var_z = np.maximum(sum_z2 / n - (sum_z / n) ** 2, 0.0)
         var_g = np.maximum(sum_g2 / n - (sum_g / n) ** 2, 0.0)
-        estimate = (var_z / var_g) ** 0.25
+        estimate = (var_z / var_g) ** (0.25 * n / (n + SHRINK))  # σ̂ shrunk towards 1 on log s
     usable = np.isfinite(estimate) & (estimate > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        estimate = np.exp(np.log(estimate) * n / (n + SHRINK))
     s[:] = np.where(usable, np.clip(estimate, s / MAX_CHANGE, s * MAX_CHANGE), s)
     for block in (sum_z, sum_z2, sum_g, sum_g2):
         block[:] = 0.0
-    return memory
+    return memory, True
 
 
 BaseStep = Callable[[State, Target, np.ndarray, Draws, "int | None"], tuple[State, Info]]
@@ -125,7 +124,7 @@ BaseStep = Callable[[State, Target, np.ndarray, Draws, "int | None"], tuple[Stat
 
 def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
     """The step of a base kernel run on u = z / s; `base(state)` builds the base step for this iteration
-    (HMC's jittered L reads the state's count), given the state in z's coordinates."""
+    (HMC's jittered step reads the state's count), given the state in z's coordinates."""
     if bounds is not None:
         raise BadInput("clip: an adapted mass rescales the code's coordinates; it cannot be clipped")
 
@@ -138,8 +137,8 @@ def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
         grad = np.where(keep, state.grad, moved.grad / s)
         logp = np.where(info.accepted, moved.logp, state.logp)
         if t is None:  # warm-up: learn s; afterwards it stays fixed
-            memory = _update(state.memory, z, grad)
-            info = dataclasses.replace(info, metric_changed=bool(closing_window(int(memory[0, 0]))))
+            memory, changed = _update(state.memory, z, grad)
+            info = dataclasses.replace(info, metric_changed=changed)
         else:
             memory = state.memory.copy()
             memory[:, 0] += 1
