@@ -45,7 +45,7 @@ DEFAULT_METHODS = ("mala", "hmc", "mala-mass", "hmc-jitter")
 N_COMPONENTS = 3
 
 
-def _setting(ms, beta: float, prior):
+def setting(ms, beta: float, prior):
     """The posterior's backend at one (β, prior) setting (MALA's posterior, which HMC's rows share)."""
     return make_backend("ort", posterior_model(ms, METHODS[BASELINE].objective, prior, beta), "cpu")
 
@@ -75,11 +75,13 @@ def measure(
     bar = tqdm(total=len(settings) * len(methods) * seeds, desc="runs", disable=not progress, file=sys.stderr)
     for beta, prior_kind in settings:
         prior = terms[prior_kind]
-        backend = _setting(ms, beta, prior)
+        backend = setting(ms, beta, prior)
         runs = {}
         for method in methods:
             for seed in range(seeds):
-                runs[method, seed] = _sample(ms, backend, class_index, method, chains, gradients, seed, prior)
+                runs[method, seed] = run_dual_averaging(
+                    ms, backend, class_index, method, chains, gradients, seed, prior
+                )
                 bar.update(1)
         directions = _principal_directions([r.samples[r.warmup :] for r in runs.values()])
         for (method, seed), result in runs.items():
@@ -97,7 +99,7 @@ def measure(
     return out
 
 
-def _sample(ms, backend, class_index, method, chains, gradients, seed, prior):
+def run_dual_averaging(ms, backend, class_index, method, chains, gradients, seed, prior):
     m = METHODS[method]
     steps = iterations_for(gradients, m.kernel.gradients_per_step(**m.dual_averaging(1)))
     options = m.dual_averaging(steps)
@@ -271,6 +273,18 @@ def _numbers(text: str, kind, name: str) -> tuple:
     return values
 
 
+def check_out(out: Path | None, ms: ModelSet) -> None:
+    """Refuse an -o path before the long work starts: a missing folder, not .json, or inside the model set."""
+    if out is None:
+        return
+    if not out.parent.is_dir():
+        raise BadInput(f"-o {out}: its folder does not exist")
+    if out.suffix != ".json":
+        raise BadInput(f"-o {out}: expected a .json file (a chart may go beside it, .png)")
+    if ms.root is not None and out.resolve().is_relative_to(ms.root.resolve()):
+        raise BadInput(f"-o {out}: inside model set {ms.name}'s folder {ms.root}; it writes nothing there")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="embedded")
@@ -298,20 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInput(f"--betas: expected finite values > 0, got {args.betas!r}")
         if args.seeds < 2 or args.chains < 2 or args.gradients < 100:
             raise BadInput("--seeds and --chains: at least 2; --gradients: at least 100")
-        if args.out is not None and not args.out.parent.is_dir():
-            raise BadInput(f"-o {args.out}: its folder does not exist")
-        if args.out is not None and args.out.suffix != ".json":
-            raise BadInput(f"-o {args.out}: expected a .json file (the chart goes beside it, .png)")
         started = time.perf_counter()
         ms = resolve(args.models)
-        if (
-            args.out is not None
-            and ms.root is not None
-            and args.out.resolve().is_relative_to(ms.root.resolve())
-        ):
-            raise BadInput(
-                f"-o {args.out}: inside model set {ms.name}'s folder {ms.root}; it writes nothing there"
-            )
+        check_out(args.out, ms)
         result = measure(
             ms, args.class_index, methods, betas, priors, args.seeds, args.chains, args.gradients
         )
