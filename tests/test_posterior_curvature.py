@@ -14,7 +14,7 @@ from tools.posterior_curvature import TOP, hessian_extremes, likelihood_subspace
 
 
 def _low_rank_posterior(dim=30, rank=3, strength=40.0):
-    """N(0, I) prior times a Gaussian likelihood of precision strength · W Wᵀ: precision I + strength · W Wᵀ."""
+    """An N(0, I) prior times a Gaussian likelihood of precision strength · W diag(1 … 0.2) Wᵀ."""
     w, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((dim, rank)))
     precision = np.eye(dim) + strength * (w * np.linspace(1.0, 0.2, rank)) @ w.T
     return Gaussian(np.zeros(dim), np.linalg.inv(precision)), precision, w

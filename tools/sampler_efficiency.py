@@ -35,17 +35,18 @@ from repro.evaluate.diagnostics import summarize
 from repro.evaluate.image_metrics import ImageMetrics
 from repro.modelsets import ModelSet, code_size, resolve
 from repro.posterior import GaussianPrior, log_prior, posterior_model
-from repro.runtime import ClassTarget, make_backend
+from repro.runtime import Backend, ClassTarget, make_backend
 from repro.samplers import METHODS, precondition
 from repro.samplers.initial import initial_codes
 from repro.samplers.methods import iterations_for
+from repro.samplers.run import Result
 
 BASELINE = "mala"
 DEFAULT_METHODS = ("mala", "hmc", "mala-mass", "hmc-jitter")
 N_COMPONENTS = 3
 
 
-def setting(ms, beta: float, prior):
+def setting(ms: ModelSet, beta: float, prior: float | GaussianPrior) -> Backend:
     """The posterior's backend at one (β, prior) setting (MALA's posterior, which HMC's rows share)."""
     return make_backend("ort", posterior_model(ms, METHODS[BASELINE].objective, prior, beta), "cpu")
 
@@ -99,7 +100,18 @@ def measure(
     return out
 
 
-def run_dual_averaging(ms, backend, class_index, method, chains, gradients, seed, prior):
+def run_dual_averaging(
+    ms: ModelSet,
+    backend: Backend,
+    class_index: int,
+    method: str,
+    chains: int,
+    gradients: int,
+    seed: int,
+    prior: float | GaussianPrior,
+) -> Result:
+    """One method with dual averaging from the seed's start codes, for `gradients` per chain, warm-up
+    included; under a fitted prior, preconditioned by it as the report's `-prior` rows run."""
     m = METHODS[method]
     steps = iterations_for(gradients, m.kernel.gradients_per_step(**m.dual_averaging(1)))
     options = m.dual_averaging(steps)
