@@ -153,10 +153,11 @@ def markdown(result: dict) -> str:
     for i, p in enumerate(result["points"]):
         top = ", ".join(f"{v:.3g}" for v in p["top"])
         lines.append(f"| {i} | {top} | {p['bottom']:.3g} | {p['in_likelihood_subspace']:.3f} |")
+    low, high = result["stiffest_min"], result["stiffest_max"]
+    spread = f" ({high / low:.3g}×)" if low > 0 else ""  # a ratio means nothing across a sign change
     lines += [
         "",
-        f"Stiffest curvature: median {result['stiffest_median']:.3g}, from {result['stiffest_min']:.3g} "
-        f"to {result['stiffest_max']:.3g} ({result['stiffest_max'] / result['stiffest_min']:.3g}×).",
+        f"Stiffest curvature: median {result['stiffest_median']:.3g}, from {low:.3g} to {high:.3g}{spread}.",
     ]
     return "\n".join(lines)
 
