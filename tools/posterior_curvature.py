@@ -22,8 +22,6 @@ everywhere else; scaled for the typical point, the step must still fit the stiff
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,7 +30,6 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 from tqdm import tqdm
 
-from repro.atomic import write_text
 from repro.errors import BadInput, ReproError
 from repro.evaluate.code_prior import fitted_prior
 from repro.evaluate.image_metrics import ImageMetrics
@@ -41,7 +38,7 @@ from repro.posterior import GaussianPrior
 from repro.runtime import ClassTarget
 from repro.samplers import METHODS, precondition
 from repro.samplers.state import Target
-from tools.sampler_efficiency import BASELINE, check_out, run_dual_averaging, setting
+from tools.sampler_efficiency import BASELINE, check_out, publish, run_dual_averaging, setting
 
 METHOD = "hmc-jitter"
 RANK = 16  # the likelihood subspace's size: what a low-rank mass would hold
@@ -187,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except ReproError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result["command"] = shlex.join(["python", "-m", "tools.posterior_curvature", *(argv or sys.argv[1:])])
-    result["seconds"] = time.perf_counter() - started
-    print(markdown(result))
-    if args.out is not None:
-        write_text(args.out, json.dumps(result, indent=2) + "\n")
+    publish(result, "tools.posterior_curvature", argv, started, markdown(result), args.out)
     return 0
 
 

@@ -297,6 +297,18 @@ def check_out(out: Path | None, ms: ModelSet) -> None:
         raise BadInput(f"-o {out}: inside model set {ms.name}'s folder {ms.root}; it writes nothing there")
 
 
+def publish(
+    result: dict, module: str, argv: list[str] | None, started: float, text: str, out: Path | None
+) -> None:
+    """Stamp a tool's result with the command that made it and its wall time, print its table, and write it
+    as JSON to -o (atomically)."""
+    result["command"] = shlex.join(["python", "-m", module, *(argv or sys.argv[1:])])
+    result["seconds"] = time.perf_counter() - started
+    print(text)
+    if out is not None:
+        write_text(out, json.dumps(result, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="embedded")
@@ -333,11 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     except ReproError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result["command"] = shlex.join(["python", "-m", "tools.sampler_efficiency", *(argv or sys.argv[1:])])
-    result["seconds"] = time.perf_counter() - started
-    print(markdown(result))
+    publish(result, "tools.sampler_efficiency", argv, started, markdown(result), args.out)
     if args.out is not None:
-        write_text(args.out, json.dumps(result, indent=2) + "\n")
         plot(result, args.out.with_suffix(".png"))
     return 0
 
