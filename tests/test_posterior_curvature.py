@@ -1,6 +1,7 @@
 """tools/posterior_curvature: Lanczos on finite-difference Hessian-vector products finds a Gaussian's
 extreme curvatures (numpy's eigvalsh of its precision is the independent answer), the likelihood subspace
-holds a low-rank likelihood's directions, and the command runs on the embedded set at its default prior."""
+holds a low-rank likelihood's directions, and the command runs on the embedded set at its defaults and
+under N(0, I) at β = 1."""
 
 from __future__ import annotations
 
@@ -41,11 +42,16 @@ def test_the_likelihood_subspace_holds_the_likelihoods_directions():
     assert np.sum((likelihood_subspace(target, draws, prior_sigma=0.5)[:, :3].T @ w) ** 2) < 2.9
 
 
-def test_the_command_at_its_default_prior(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("setting", "prior", "beta"),
+    [([], "fitted", 10.0), (["--beta", "1", "--prior", "standard"], "standard", 1.0)],
+    ids=["defaults", "standard-beta1"],
+)
+def test_the_command(setting, prior, beta, tmp_path, capsys):
     out = tmp_path / "curvature.json"
-    assert main(["--gradients", "150", "--chains", "2", "--points", "3", "-o", str(out)]) == 0
+    assert main([*setting, "--gradients", "150", "--chains", "2", "--points", "3", "-o", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["prior"] == "fitted" and result["beta"] == 10.0 and len(result["points"]) == 3
+    assert result["prior"] == prior and result["beta"] == beta and len(result["points"]) == 3
     for p in result["points"]:
         assert p["top"] == sorted(p["top"], reverse=True) and p["top"][0] >= p["bottom"]
         assert 0.0 <= p["in_likelihood_subspace"] <= 1.0 + 1e-9
