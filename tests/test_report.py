@@ -149,6 +149,8 @@ ROW_KEYS = [
     "mala-mass-da-prior",
     "hmc-jitter-da",
     "hmc-jitter-da-prior",
+    "ghmc-da",
+    "ghmc-da-prior",
 ]
 METRIC_KEYS = {
     "judge_log_p_real",

@@ -17,17 +17,19 @@ REPO = Path(__file__).resolve().parents[1]
 def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
     out = tmp_path / "efficiency.json"
     args = ["--gradients", "120", "--seeds", "2", "--chains", "2", "--betas", "1", "--methods"]
-    assert main([*args, "hmc-jitter,mala-mass", "-o", str(out)]) == 0
+    assert main([*args, "hmc-jitter,mala-mass,ghmc", "-o", str(out)]) == 0
     result = json.loads(out.read_text())
     assert Image.open(out.with_suffix(".png")).size[0] > 300
     printed = capsys.readouterr().out
     assert {(r["prior"], r["method"]) for r in result["table"]} == {
-        (p, m) for p in ("standard", "fitted") for m in ("mala", "hmc-jitter", "mala-mass")
+        (p, m) for p in ("standard", "fitted") for m in ("mala", "hmc-jitter", "mala-mass", "ghmc")
     }
     for r in result["rows"]:
         # warm-up included, the initial gradient too: every iteration of every method costs what it is priced
         assert r["n_grad"] == 121, r
         assert 0 < r["ess_bulk_per_grad"] and r["worst_summary"]
+        # HMC's length ε·L̄, GHMC's one step ε: what a gradient moves a chain
+        assert (r["trajectory"] is None) == (r["method"] in ("mala", "mala-mass")), r
     for r in result["table"]:
         if r["method"] == "mala":
             assert r["ratio_median"] == r["ratio_min"] == r["ratio_max"] == 1.0

@@ -23,6 +23,8 @@ RUNS = [
     # step, carried in State.memory
     ("mala-mass", 0.5, {"adapt": 30, "thin": 2}),
     ("hmc-jitter", 0.4, {"adapt": 30, "n_leapfrog": 3}),
+    # GHMC's momentum and accept-test value, carried from one iteration to the next in State.memory
+    ("ghmc", 0.3, {"adapt": 30, "thin": 2}),
 ]
 
 
@@ -147,6 +149,8 @@ class Counting:
         ("mala", {}, 31),
         ("hmc", {"n_leapfrog": 7}, 1 + 30 * 7),
         ("hmc-jitter", {"n_leapfrog": 7}, 1 + 7 * 30),
+        ("ghmc", {}, 31),
+        ("ghmc", {"n_leapfrog": 3}, 1 + 3 * 30),
     ],
 )
 def test_gradient_count(method, options, expected):

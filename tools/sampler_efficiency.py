@@ -42,7 +42,7 @@ from repro.samplers.methods import iterations_for
 from repro.samplers.run import Result
 
 BASELINE = "mala"
-DEFAULT_METHODS = ("mala", "hmc", "mala-mass", "hmc-jitter")
+DEFAULT_METHODS = ("mala", "hmc", "mala-mass", "hmc-jitter", "ghmc")
 N_COMPONENTS = 3
 
 
@@ -147,7 +147,8 @@ def _efficiency(result, prior, beta: float, directions: np.ndarray) -> dict:
     m = METHODS[result.method]
     length = None
     if "n_leapfrog" in m.kernel.OPTIONS:
-        length = d["step_size_median"] * m.dual_averaging(1)["n_leapfrog"]
+        leapfrogs = m.dual_averaging(1).get("n_leapfrog", m.kernel.OPTIONS["n_leapfrog"].default)
+        length = d["step_size_median"] * leapfrogs
     return {
         "acceptance": d["accept_rate_mean"],
         "step": d["step_size_median"],

@@ -19,7 +19,8 @@ new s alone; the step needs iterations after the last window to settle, as Stan'
 The wrapper keeps the loop's state in z's coordinates (what checkpoints, traces and samples hold): a step
 maps the cache to u (u = z/s, ∇_u = s·∇_z), runs the base kernel on the scaled target, and maps back; a
 rejected chain keeps its z, value and gradient exactly. Everything a chain carries (its iteration count, the
-window's sums and s) lives in `State.memory`, which checkpoints store.
+window's sums and s, then whatever the base kernel carries itself: GHMC's momentum) lives in `State.memory`,
+which checkpoints store.
 """
 
 from __future__ import annotations
@@ -46,24 +47,25 @@ MAX_CHANGE = 100.0
 # chains still drift, cost MALA 2× and HMC 5× against no mass at all; shrunk, the mass gains MALA 1.7×.
 SHRINK = 100
 # Layout of a chain's memory row: its iteration count, then five blocks of D (sums of z, of z², of ∇, of ∇²
-# over the open window, and s). Warm-up is a prefix of the run, so every window it closes is whole: the
-# window's length follows from the count and is not stored.
+# over the open window, and s), then the base kernel's own columns. Warm-up is a prefix of the run, so every
+# window it closes is whole: the window's length follows from the count and is not stored.
 _HEAD = 1
 
 
-def init(target: Target, z0: np.ndarray) -> State:
-    """The cached state with memory: counts 0, empty sums, s = 1 (the identity mass to start with)."""
+def init(target: Target, z0: np.ndarray, own: int = 0) -> State:
+    """The cached state with memory: counts 0, empty sums, s = 1 (the identity mass to start with), and
+    `own` zero columns the base kernel keeps for itself."""
     state = init_state(target, z0)
     chains, dim = state.z.shape
-    memory = np.zeros((chains, _HEAD + 5 * dim))
-    memory[:, _HEAD + 4 * dim :] = 1.0
+    memory = np.zeros((chains, _HEAD + 5 * dim + own))
+    memory[:, _HEAD + 4 * dim : _HEAD + 5 * dim] = 1.0
     return State(state.z, state.logp, state.grad, memory)
 
 
 def scale(state: State) -> np.ndarray:
     """[C, D] each chain's s (the square root of its inverse mass's diagonal)."""
     dim = state.z.shape[1]
-    return state.memory[:, _HEAD + 4 * dim :]
+    return state.memory[:, _HEAD + 4 * dim : _HEAD + 5 * dim]
 
 
 def iteration(state: State) -> np.ndarray:
@@ -97,7 +99,7 @@ def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> tuple[np.nda
     """Add this iteration to the window's sums; at a window's end, re-estimate s and empty the sums. Also
     whether a window closed (s changed)."""
     dim = z.shape[1]
-    memory = memory.copy()
+    memory = memory[:, : _HEAD + 5 * dim].copy()
     blocks = [memory[:, _HEAD + k * dim : _HEAD + (k + 1) * dim] for k in range(5)]
     sum_z, sum_z2, sum_g, sum_g2, s = blocks
     memory[:, 0] += 1
@@ -124,13 +126,16 @@ BaseStep = Callable[[State, Target, np.ndarray, Draws, "int | None"], tuple[Stat
 
 def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
     """The step of a base kernel run on u = z / s; `base(state)` builds the base step for this iteration
-    (HMC's jittered step reads the state's count), given the state in z's coordinates."""
+    (HMC's jittered step reads the state's count), given the state in z's coordinates. The base sees its own
+    memory columns (None where it keeps none) and returns them for every chain, accepted or not."""
     if bounds is not None:
         raise BadInput("clip: an adapted mass rescales the code's coordinates; it cannot be clipped")
 
     def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None):
         s = scale(state)
-        inner = State(state.z / s, state.logp, state.grad * s)
+        mass_columns = _HEAD + 5 * s.shape[1]
+        own = state.memory[:, mass_columns:] if state.memory.shape[1] > mass_columns else None
+        inner = State(state.z / s, state.logp, state.grad * s, own)
         moved, info = base(state)(inner, Scaled(target, s), eps, draws, t)
         keep = ~info.accepted[:, None]
         z = np.where(keep, state.z, moved.z * s)
@@ -140,8 +145,10 @@ def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
             memory, changed = _update(state.memory, z, grad)
             info = dataclasses.replace(info, metric_changed=changed)
         else:
-            memory = state.memory.copy()
+            memory = state.memory[:, :mass_columns].copy()
             memory[:, 0] += 1
+        if own is not None:
+            memory = np.concatenate([memory, moved.memory], axis=1)
         return State(z, logp, grad, memory), info
 
     return step

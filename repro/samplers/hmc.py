@@ -8,6 +8,8 @@ trajectory (the target never sees NaN or inf) and rejected.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from repro.samplers.accept import metropolis_hastings
@@ -15,7 +17,16 @@ from repro.samplers.bounds import Bounds
 from repro.samplers.options import Option, at_least
 from repro.samplers.state import Draws, Info, State, Target, evaluate, finite_rows, init
 
-__all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init"]
+__all__ = [
+    "OPTIONS",
+    "TARGET_ACCEPT",
+    "Trajectory",
+    "build",
+    "divergent",
+    "gradients_per_step",
+    "init",
+    "leapfrog",
+]
 
 OPTIONS = {"n_leapfrog": Option(10, at_least(1))}
 TARGET_ACCEPT = 0.65  # Beskos et al.'s optimal HMC acceptance, the dual-averaging goal
@@ -28,35 +39,60 @@ def gradients_per_step(n_leapfrog: int = OPTIONS["n_leapfrog"].default, **params
     return n_leapfrog
 
 
+class Trajectory(NamedTuple):
+    """Where L leapfrog steps from the cached state ended, per chain."""
+
+    state: State  # position, value and gradient at the end (a broken chain's row is its start)
+    momentum: np.ndarray  # [C, D] at the end
+    energy_error: np.ndarray  # [C] H_new − H_old, NaN where broken
+    broken: np.ndarray  # [C] bool: the trajectory met a non-finite value
+
+
+def leapfrog(
+    state: State, target: Target, eps: np.ndarray, momentum: np.ndarray, n_leapfrog: int
+) -> Trajectory:
+    """L leapfrog steps of size ε (per chain) from (state.z, momentum), starting from the cached gradient: L
+    target calls. A chain that meets a non-finite value is frozen where it started, so the target never sees
+    NaN or inf."""
+    e = eps[:, None]
+    z, p, grad = state.z, momentum, state.grad
+    logp = state.logp
+    broken = np.zeros(z.shape[0], dtype=bool)
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = p + 0.5 * e * grad
+        for i in range(n_leapfrog):
+            z = z + e * p
+            broken |= ~finite_rows(z)
+            logp, grad = evaluate(target, np.where(broken[:, None], state.z, z))
+            broken |= ~finite_rows(logp, grad)
+            p = p + (e if i < n_leapfrog - 1 else 0.5 * e) * grad
+        broken |= ~finite_rows(p)
+        h_old = -state.logp + 0.5 * np.sum(momentum**2, axis=1)
+        h_new = -logp + 0.5 * np.sum(p**2, axis=1)
+        energy_error = np.where(broken, np.nan, h_new - h_old)
+    return Trajectory(State(z, logp, grad), p, energy_error, broken)
+
+
+def divergent(trajectory: Trajectory) -> np.ndarray:
+    """[C] bool: broken, or an energy error beyond DIVERGENCE (Stan's threshold)."""
+    error = np.where(trajectory.broken, 0.0, trajectory.energy_error)
+    return trajectory.broken | (np.abs(error) > DIVERGENCE)
+
+
 def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog"].default):
     """The HMC step: the momentum is the draws' standard normal, its accept test their uniform."""
 
     def step(
         state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None
     ) -> tuple[State, Info]:
-        e = eps[:, None]
-        momentum = draws.normal
-        z, p, grad = state.z, momentum, state.grad
-        logp = state.logp
-        broken = np.zeros(z.shape[0], dtype=bool)
-        with np.errstate(invalid="ignore", over="ignore"):
-            p = p + 0.5 * e * grad
-            for i in range(n_leapfrog):
-                z = z + e * p
-                broken |= ~finite_rows(z)
-                logp, grad = evaluate(target, np.where(broken[:, None], state.z, z))
-                broken |= ~finite_rows(logp, grad)
-                p = p + (e if i < n_leapfrog - 1 else 0.5 * e) * grad
-            broken |= ~finite_rows(p)
-            h_old = -state.logp + 0.5 * np.sum(momentum**2, axis=1)
-            h_new = -logp + 0.5 * np.sum(p**2, axis=1)
-            energy_error = np.where(broken, np.nan, h_new - h_old)
-        divergent = broken | (np.abs(np.where(broken, 0.0, energy_error)) > DIVERGENCE)
+        end = leapfrog(state, target, eps, draws.normal, n_leapfrog)
         decision = metropolis_hastings(
-            target, state, State(z, logp, grad), -energy_error, ~broken, draws.uniform, bounds
+            target, state, end.state, -end.energy_error, ~end.broken, draws.uniform, bounds
         )
         n_eval = gradients_per_step(n_leapfrog) + decision.extra_evals
-        info = Info(decision.accepted, decision.accept_prob, broken, n_eval, energy_error, divergent)
+        info = Info(
+            decision.accepted, decision.accept_prob, end.broken, n_eval, end.energy_error, divergent(end)
+        )
         return decision.state, info
 
     return step

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from repro.errors import BadInput
-from repro.samplers import hmc, hmc_jitter, hmc_released, mala, mala_mass, mala_released, ppgn_released
+from repro.samplers import ghmc, hmc, hmc_jitter, hmc_released, mala, mala_mass, mala_released, ppgn_released
 from repro.samplers import map as map_kernel
 from repro.samplers.kernel import check_kernel
 
@@ -195,6 +195,18 @@ METHODS: dict[str, Method] = {
             1.0,
             False,
             {"n_leapfrog": hmc_jitter.OPTIONS["n_leapfrog"].default},
+            "hmc_step",
+            600,
+            tunings=("dual-averaging",),
+        ),
+        Method(
+            "ghmc",
+            ghmc,
+            "GHMC, persistent momentum, adapted diagonal mass",
+            "log_softmax",
+            1.0,
+            False,
+            {},
             "hmc_step",
             600,
             tunings=("dual-averaging",),

@@ -1,0 +1,87 @@
+"""Generalised HMC (Horowitz 1991) with Neal's (2020) non-reversible accept test and an adapted diagonal mass.
+
+Why: on the paper's posterior the step is bound by a few stiff directions whose curvature swings 40-fold from
+draw to draw (tools/posterior_curvature.py), so a tuned step is small, and plain HMC, which draws a fresh
+momentum every L gradients, moves only ε·L per L gradients: its trajectories are too short to cross the wide
+directions, and longer ones cost more gradients per draw. Here the momentum is kept from one iteration to the
+next and only partly refreshed, so a chain keeps going the way it went, one leapfrog step (one gradient) per
+iteration: the motion is ballistic over about PERSISTENCE of time, where MALA's is a random walk, and every
+step is tested, so a stiff point costs a rejection there and not a whole trajectory. Each rejection reverses
+the momentum; Neal's non-reversible uniform clusters the rejections together so the runs between reversals
+are long ("Non-reversibly updating a uniform [0,1] value for Metropolis accept/reject decisions", 2020).
+
+An iteration, on u = z / s (repro.samplers.diagonal_mass), each chain on its own:
+1. p ← α·p + √(1 − α²)·ξ with α = exp(−ε / PERSISTENCE), ξ the draws' normal (a chain's first iteration
+   draws p = ξ and v = 2·uniform − 1 afresh);
+2. v ← v + DELTA, wrapped into [−1, 1);
+3. one leapfrog step (u, p) → (u*, p*) (hmc.leapfrog), energy error ΔH;
+4. accept when |v| < exp(−ΔH): (u, p) ← (u*, p*) and v ← v·exp(ΔH); otherwise p ← −p.
+Each of these leaves π(u)·N(p; 0, I)·Uniform(v; −1, 1) invariant: 1 is an AR(1) step on p, 2 a translation
+of v modulo 2, and 3–4 a volume-preserving involution (the leapfrog step, then p negated) applied on the set
+it maps onto itself, with v rescaled by π(old)/π(new) so the joint density is kept; the final negation is
+one more such involution. So with s, ε and α frozen after warm-up every transition is exact for π. The
+momentum and v live in the chain's memory (checkpoints store them), after the mass's columns. Beyond the
+paper: run with dual averaging, as the report's `ghmc-da` row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from repro.samplers import diagonal_mass, hmc
+from repro.samplers.accept import metropolis_hastings
+from repro.samplers.bounds import Bounds
+from repro.samplers.options import Option, at_least
+from repro.samplers.state import Draws, Info, State, Target
+
+__all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init"]
+
+OPTIONS = {"n_leapfrog": Option(1, at_least(1))}
+TARGET_ACCEPT = 0.9
+DRAWS = True
+IMAGE_AT_LAST_START = False
+PERSISTENCE = 1.0  # the momentum's memory in the kernel's time units (a unit-scale direction's period is 2π)
+DELTA = 0.02  # v's drift per iteration: rejections come in runs of about DELTA⁻¹·(rejection rate) iterations
+
+
+def gradients_per_step(n_leapfrog: int = OPTIONS["n_leapfrog"].default, **params) -> int:
+    return n_leapfrog
+
+
+def init(target: Target, z0: np.ndarray) -> State:
+    """The mass's state, with the momentum p and v (zero until the chain's first iteration draws them)."""
+    return diagonal_mass.init(target, z0, own=z0.shape[1] + 1)
+
+
+def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog"].default):
+    def base(outer: State):
+        first = diagonal_mass.iteration(outer) == 0
+
+        def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None):
+            momentum, v = state.memory[:, :-1], state.memory[:, -1]
+            alpha = np.where(first, 0.0, np.exp(-eps / PERSISTENCE))[:, None]
+            p = alpha * momentum + np.sqrt(1.0 - alpha**2) * draws.normal
+            v = np.where(first, 2.0 * draws.uniform - 1.0, v)
+            v = (v + 1.0 + DELTA) % 2.0 - 1.0
+            end = hmc.leapfrog(state, target, eps, p, n_leapfrog)
+            decision = metropolis_hastings(
+                target, state, end.state, -end.energy_error, ~end.broken, np.abs(v), None
+            )
+            accepted = decision.accepted
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = np.where(accepted, v * np.exp(np.where(accepted, end.energy_error, 0.0)), v)
+            p = np.where(accepted[:, None], end.momentum, -p)
+            memory = np.concatenate([p, v[:, None]], axis=1)
+            info = Info(
+                accepted,
+                decision.accept_prob,
+                end.broken,
+                gradients_per_step(n_leapfrog),
+                end.energy_error,
+                hmc.divergent(end),
+            )
+            return State(decision.state.z, decision.state.logp, decision.state.grad, memory), info
+
+        return step
+
+    return diagonal_mass.wrap(base, bounds)
