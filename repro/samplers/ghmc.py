@@ -83,7 +83,7 @@ def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog
                 end.broken,
                 gradients_per_step(n_leapfrog),
                 end.energy_error,
-                hmc.divergent(end),
+                hmc.divergent(end.energy_error, end.broken),
             )
             return State(decision.state.z, decision.state.logp, decision.state.grad, memory), info
 

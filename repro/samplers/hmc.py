@@ -73,10 +73,9 @@ def leapfrog(
     return Trajectory(State(z, logp, grad), p, energy_error, broken)
 
 
-def divergent(trajectory: Trajectory) -> np.ndarray:
+def divergent(energy_error: np.ndarray, broken: np.ndarray) -> np.ndarray:
     """[C] bool: broken, or an energy error beyond DIVERGENCE (Stan's threshold)."""
-    error = np.where(trajectory.broken, 0.0, trajectory.energy_error)
-    return trajectory.broken | (np.abs(error) > DIVERGENCE)
+    return broken | (np.abs(np.where(broken, 0.0, energy_error)) > DIVERGENCE)
 
 
 def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog"].default):
@@ -91,7 +90,12 @@ def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog
         )
         n_eval = gradients_per_step(n_leapfrog) + decision.extra_evals
         info = Info(
-            decision.accepted, decision.accept_prob, end.broken, n_eval, end.energy_error, divergent(end)
+            decision.accepted,
+            decision.accept_prob,
+            end.broken,
+            n_eval,
+            end.energy_error,
+            divergent(end.energy_error, end.broken),
         )
         return decision.state, info
 

@@ -109,13 +109,19 @@ def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog
         broken |= ~np.isfinite(p_last)
         log_ratio = np.where(np.isnan(log_ratio), np.inf, log_ratio)
         energy_error = np.where(broken, np.nan, -log_ratio)
-        divergent = broken | (np.abs(np.where(broken, 0.0, energy_error)) > hmc.DIVERGENCE)
 
         kept = np.where(broken[:, None], state.memory, np.stack([np.ones_like(p_prev), p_prev], axis=1))
         rejected = State(end, logp_end, grad_end, kept)
         accepted = State(end, logp_end, grad_end, np.stack([np.ones_like(p_last), p_last], axis=1))
         decision = metropolis_hastings(target, rejected, accepted, log_ratio, ~broken, draws.uniform, None)
-        info = Info(decision.accepted, decision.accept_prob, broken, calls, energy_error, divergent)
+        info = Info(
+            decision.accepted,
+            decision.accept_prob,
+            broken,
+            calls,
+            energy_error,
+            hmc.divergent(energy_error, broken),
+        )
         return decision.state, info
 
     return step
