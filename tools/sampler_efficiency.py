@@ -147,7 +147,7 @@ def _efficiency(result, prior, beta: float, directions: np.ndarray) -> dict:
     m = METHODS[result.method]
     length = None
     if "n_leapfrog" in m.kernel.OPTIONS:
-        leapfrogs = m.dual_averaging(1).get("n_leapfrog", m.kernel.OPTIONS["n_leapfrog"].default)
+        leapfrogs = m.kernel.OPTIONS["n_leapfrog"].value("n_leapfrog", m.dual_averaging(1))
         length = d["step_size_median"] * leapfrogs
     return {
         "acceptance": d["accept_rate_mean"],
