@@ -346,7 +346,9 @@ def bench(models_spec, batches, repeats, device, as_json) -> None:
     type=click.Choice(TUNINGS),
     help="MCMC step sizes: the paper's decaying schedules, or a constant step tuned by dual averaging in the "
     "first quarter of the steps (the report's -da rows) [default: paper; dual-averaging for the samplers "
-    "beyond the paper, mala-mass, hmc-jitter and ghmc, which have no published schedule]",
+    "beyond the paper, "
+    + ", ".join(m.name for m in METHODS.values() if "paper" not in m.tunings)
+    + ", which have no published schedule]",
 )
 @click.option(
     "--prior",

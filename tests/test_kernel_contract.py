@@ -32,6 +32,7 @@ def test_every_kernel_in_the_table_keeps_the_contract():
         "repro.samplers.mala_mass",
         "repro.samplers.hmc_jitter",
         "repro.samplers.ghmc",
+        "repro.samplers.mclmc",
         "repro.samplers.ppgn_released",
     }
     for m in METHODS.values():

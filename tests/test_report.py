@@ -151,6 +151,8 @@ ROW_KEYS = [
     "hmc-jitter-da-prior",
     "ghmc-da",
     "ghmc-da-prior",
+    "mclmc-da",
+    "mclmc-da-prior",
 ]
 METRIC_KEYS = {
     "judge_log_p_real",

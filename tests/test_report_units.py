@@ -163,7 +163,9 @@ def test_rows_beyond_the_paper_can_be_scaled_alone(tmp_path):
     half = {r.key: r.steps for r in rows(ms, 0.1, beyond=0.5)}
     beyond = {k for k in full if "-da" in k}
     guided = {f"mala-da{prior}-g{beta}" for prior in ("", "-prior") for beta in (3, 10, 30)}
-    adapted = {f"{m}-da{prior}" for m in ("mala-mass", "hmc-jitter", "ghmc") for prior in ("", "-prior")}
+    adapted = {
+        f"{m}-da{prior}" for m in ("mala-mass", "hmc-jitter", "ghmc", "mclmc") for prior in ("", "-prior")
+    }
     assert beyond == {"mala-clip-da", "mala-da", "mala-da-prior", "hmc-da", "hmc-da-prior"} | guided | adapted
     for key in full:
         assert half[key] == (round(full[key] / 2) if key in beyond else full[key]), key
@@ -188,8 +190,8 @@ def test_plan_keys_and_checks(tmp_path):
     keys_a = {(c.row.key, c.class_index): c.key for c in a.cells}
     keys_b = {(c.row.key, c.class_index): c.key for c in b.cells}
     # 6: the guidance study's rows; 8: the exact rows of 2 priors × 4 guidance levels; 6: the samplers
-    # beyond the paper (mala-mass, hmc-jitter, ghmc) with dual averaging under both priors
-    assert len(set(keys_a.values())) == len(a.cells) == (13 + 6 + 8 + 6) * 2
+    # beyond the paper (mala-mass, hmc-jitter, ghmc, mclmc) with dual averaging under both priors
+    assert len(set(keys_a.values())) == len(a.cells) == (13 + 6 + 8 + 8) * 2
     # guidance is part of a cell's key, and β = 1 rows keep the keys they had before guidance existed
     assert keys_a[("mala-da-g3", 0)] != keys_a[("mala-da-g10", 0)] != keys_a[("mala-da", 0)]
     assert "guidance" not in next(r for r in a.rows if r.key == "mala-da").settings()

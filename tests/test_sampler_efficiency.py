@@ -6,10 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from tools.sampler_efficiency import STATIONARY_RHAT, main, markdown
+from tools.sampler_efficiency import (
+    N_COMPONENTS,
+    REFERENCE,
+    REFERENCE_LENGTH,
+    STATIONARY_RHAT,
+    main,
+    markdown,
+    principal_directions,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,12 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
     out = tmp_path / "efficiency.json"
     args = ["--gradients", "120", "--seeds", "2", "--chains", "2", "--betas", "1", "--methods"]
-    assert main([*args, "hmc-jitter,mala-mass,ghmc", "-o", str(out)]) == 0
+    assert main([*args, "hmc-jitter,mala-mass,ghmc,mclmc", "-o", str(out)]) == 0
     result = json.loads(out.read_text())
     assert Image.open(out.with_suffix(".png")).size[0] > 300
     printed = capsys.readouterr().out
     assert {(r["prior"], r["method"]) for r in result["table"]} == {
-        (p, m) for p in ("standard", "fitted") for m in ("mala", "hmc-jitter", "mala-mass", "ghmc")
+        (p, m) for p in ("standard", "fitted") for m in ("mala", "hmc-jitter", "mala-mass", "ghmc", "mclmc")
     }
     for r in result["rows"]:
         # warm-up included, the initial gradient too: every iteration of every method costs what it is priced
@@ -83,3 +92,29 @@ def test_a_baseline_not_yet_stationary_is_named_under_the_table():
     warnings = [line for line in text.splitlines() if "had not converged" in line]
     assert len(warnings) == 1 and warnings[0].startswith("β 10, fitted prior: mala's max R̂ is 1.160"), text
     assert "more --gradients" in warnings[0]
+
+
+def test_the_principal_directions_are_a_reference_runs_not_the_compared_runs(tmp_path):
+    """A method's row must not depend on which methods it is compared with: the directions come from a run
+    of their own (REFERENCE, from a seed no compared run uses), not from the compared runs' draws pooled."""
+    rows = {}
+    for methods in ("mala", "mala,ghmc"):
+        out = tmp_path / f"{methods.replace(',', '_')}.json"
+        args = ["--gradients", "120", "--seeds", "2", "--chains", "2", "--betas", "1", "--priors", "standard"]
+        assert main([*args, "--methods", methods, "-o", str(out)]) == 0
+        result = json.loads(out.read_text())
+        assert result["reference"] == {"method": REFERENCE, "gradients": REFERENCE_LENGTH * 120, "seed": 2}
+        rows[methods] = [r for r in result["rows"] if r["method"] == "mala"]
+    for alone, beside in zip(rows["mala"], rows["mala,ghmc"], strict=True):
+        assert alone["ess_bulk_per_grad"] == beside["ess_bulk_per_grad"]
+        assert alone["worst_summary"] == beside["worst_summary"]
+
+
+def test_principal_directions_are_the_covariances_top_eigenvectors():
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    stds = np.array([5.0, 3.0, 2.0, 0.5, 0.3, 0.1])
+    draws = (rng.standard_normal((4000, 3, 6)) * stds) @ basis.T + 7.0
+    found = principal_directions(draws)
+    overlap = np.abs(found.T @ basis[:, :N_COMPONENTS])
+    np.testing.assert_allclose(overlap, np.eye(N_COMPONENTS), atol=0.02)

@@ -75,6 +75,9 @@ CASES = [
     # GHMC without warm-up (its mass stays 1): a kept momentum, reversed on every rejection (and see below)
     ("gauss2", badly_scaled_gaussian(2), "ghmc", 0.8, {}),
     ("gauss50", badly_scaled_gaussian(50), "ghmc", 0.7, {}),
+    # MCLMC, the same iteration on isokinetic dynamics: its unit velocity moves z by ε a step, ~√D × GHMC's
+    ("gauss2", badly_scaled_gaussian(2), "mclmc", 1.4, {}),
+    ("gauss50", badly_scaled_gaussian(50), "mclmc", 5.0, {}),
     # A decaying step and annealed noise stay exact because the MH test uses the proposal actually made.
     # (With the paper's γ = 0.55 the noise shrinks so fast that exact MH rejects nearly all late proposals.)
     ("loggamma2", SKEWED, "mala", 1.0, {"schedule": "poly", "poly_gamma": 0.3, "noise_anneal": 0.2}),

@@ -25,6 +25,7 @@ RUNS = [
     ("hmc-jitter", 0.4, {"adapt": 30, "n_leapfrog": 3}),
     # GHMC's momentum and accept-test value, carried from one iteration to the next in State.memory
     ("ghmc", 0.3, {"adapt": 30, "thin": 2}),
+    ("mclmc", 0.5, {"adapt": 30, "thin": 2}),
 ]
 
 
@@ -151,6 +152,7 @@ class Counting:
         ("hmc-jitter", {"n_leapfrog": 7}, 1 + 7 * 30),
         ("ghmc", {}, 31),
         ("ghmc", {"n_leapfrog": 3}, 1 + 3 * 30),
+        ("mclmc", {"n_leapfrog": 2}, 1 + 2 * 30),
     ],
 )
 def test_gradient_count(method, options, expected):

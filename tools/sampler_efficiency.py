@@ -1,6 +1,6 @@
 """Effective samples per gradient of every MCMC sampler on a model set's posterior, at equal cost.
 
-    python -m tools.sampler_efficiency [--models embedded] [--gradients 2000] [--seeds 5] [-o efficiency.json]
+    python -m tools.sampler_efficiency [--models embedded] [--gradients 6000] [--seeds 5] [-o efficiency.json]
 
 Every gradient of the paper's posterior is a forward and backward pass of two nets, so samplers are compared
 by what a gradient buys. For each guidance level β and prior (N(0, I), or the Gaussian fitted to real codes,
@@ -8,14 +8,17 @@ under which the chains run preconditioned by its covariance as the report's `-pr
 runs with dual averaging from the same start codes (initial_codes of the seed) for the same gradient
 evaluations per chain, warm-up included (samplers.methods.iterations_for, as `repro sample --gradients`).
 After warm-up its draws are summarised by log π, ‖z‖², the target's log-likelihood log p(k | G(z)), three
-random unit projections of z and the top three principal directions of the pooled draws of every run at that
-setting (a long run in all, the same directions for every method); the worst bulk and tail ESS over these,
+random unit projections of z and the top three principal directions of a reference run at that setting
+(REFERENCE, REFERENCE_LENGTH times the budget, from start codes no compared run uses, so the directions
+are the posterior's and not those of the runs measured, whose transients would tilt them; the same
+directions for every method); the worst bulk and tail ESS over these,
 divided by chains × gradients (repro.evaluate.diagnostics.summarize), is a run's efficiency. Each seed pairs
 every method with MALA with dual averaging on the same start codes: the table gives the ratio's median and
 range over seeds, with acceptance, step, HMC's trajectory length ε·L̄ (in the coordinates the kernel runs
 in), the largest split-R̂ and ESS per second; under the table it names every setting whose MALA had not
-converged (R̂ above STATIONARY_RHAT), where the ratios flatter whatever starts faster. Run it on a quiet
-machine: ESS per second is a timing.
+converged (R̂ above STATIONARY_RHAT), where the ratios flatter whatever starts faster. The default budget
+is the report's full one (6000 gradients a chain), at which MALA converged at every setting measured;
+2000 left it short at β = 10. Run it on a quiet machine: ESS per second is a timing.
 """
 
 from __future__ import annotations
@@ -44,8 +47,13 @@ from repro.samplers.methods import iterations_for
 from repro.samplers.run import Result
 
 BASELINE = "mala"
-DEFAULT_METHODS = ("mala", "hmc", "mala-mass", "hmc-jitter", "ghmc")
+DEFAULT_METHODS = ("mala", "hmc", "mala-mass", "hmc-jitter", "ghmc", "mclmc")
 N_COMPONENTS = 3
+# The reference run: an exact sampler (its reference checks in the report's exact rows) that mixes well on
+# this posterior, for this many times the compared runs' gradients.
+REFERENCE = "ghmc"
+REFERENCE_LENGTH = 4
+DEFAULT_GRADIENTS = 6000
 # Above this the baseline is not stationary: on the embedded set at β = 10 under the fitted prior, MALA's R̂
 # was 1.16 at 2000 gradients, where ghmc stood at 3.5–4.8× MALA, and 1.02–1.03 at 6000, where it stood at
 # 1.4–1.5× (2 seeds).
@@ -78,11 +86,24 @@ def measure(
         fitted = fitted_prior(ms, code_size(ms), "fitted", ImageMetrics(ms))
     terms = {"standard": METHODS[BASELINE].prior_sigma, "fitted": fitted}
     settings = [(beta, prior) for beta in betas for prior in priors]
-    out = {"models": ms.name, "class": class_index, "chains": chains, "gradients": gradients, "rows": []}
-    bar = tqdm(total=len(settings) * len(methods) * seeds, desc="runs", disable=not progress, file=sys.stderr)
+    out = {
+        "models": ms.name,
+        "class": class_index,
+        "chains": chains,
+        "gradients": gradients,
+        "reference": {"method": REFERENCE, "gradients": REFERENCE_LENGTH * gradients, "seed": seeds},
+        "rows": [],
+    }
+    runs_each = len(methods) * seeds + REFERENCE_LENGTH  # a reference run costs REFERENCE_LENGTH runs
+    bar = tqdm(total=len(settings) * runs_each, desc="runs", disable=not progress, file=sys.stderr)
     for beta, prior_kind in settings:
         prior = terms[prior_kind]
         backend = setting(ms, beta, prior)
+        reference = run_dual_averaging(
+            ms, backend, class_index, REFERENCE, chains, REFERENCE_LENGTH * gradients, seeds, prior
+        )
+        directions = principal_directions(reference.samples[reference.warmup :])
+        bar.update(REFERENCE_LENGTH)
         runs = {}
         for method in methods:
             for seed in range(seeds):
@@ -90,7 +111,6 @@ def measure(
                     ms, backend, class_index, method, chains, gradients, seed, prior
                 )
                 bar.update(1)
-        directions = _principal_directions([r.samples[r.warmup :] for r in runs.values()])
         for (method, seed), result in runs.items():
             out["rows"].append(
                 {
@@ -127,9 +147,9 @@ def run_dual_averaging(
     return precondition.sampler_under(prior)(target, method, z0, steps, seed, ms.start_step(m), **options)
 
 
-def _principal_directions(kept: list[np.ndarray]) -> np.ndarray:
-    """[D, N_COMPONENTS]: the top principal directions of every run's draws pooled."""
-    pooled = np.concatenate([k.reshape(-1, k.shape[-1]) for k in kept])
+def principal_directions(kept: np.ndarray) -> np.ndarray:
+    """[D, N_COMPONENTS]: the top principal directions of draws [steps, chains, D], chains pooled."""
+    pooled = kept.reshape(-1, kept.shape[-1])
     centred = pooled - pooled.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return vt[:N_COMPONENTS].T
@@ -333,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--priors", default="standard,fitted")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--gradients", type=int, default=2000, help="per chain, warm-up included")
+    parser.add_argument(
+        "--gradients", type=int, default=DEFAULT_GRADIENTS, help="per chain, warm-up included [default: 6000]"
+    )
     parser.add_argument(
         "-o",
         "--out",

@@ -26,6 +26,8 @@ paper: run with dual averaging, as the report's `ghmc-da` row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from repro.samplers import diagonal_mass, hmc
@@ -34,7 +36,7 @@ from repro.samplers.bounds import Bounds
 from repro.samplers.options import Option, at_least
 from repro.samplers.state import Draws, Info, State, Target
 
-__all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init"]
+__all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init", "persistent", "refresh"]
 
 OPTIONS = {"n_leapfrog": Option(1, at_least(1))}
 TARGET_ACCEPT = 0.9  # each rejection reverses the momentum, so rejections must be rare (0.8 measured worse)
@@ -58,17 +60,32 @@ def init(target: Target, z0: np.ndarray) -> State:
     return diagonal_mass.init(target, z0, own=z0.shape[1] + 1)
 
 
-def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog"].default):
+def refresh(momentum: np.ndarray, eps: np.ndarray, normal: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Step 1: p ← α·p + √(1 − α²)·ξ, α = exp(−ε / PERSISTENCE); a chain's first iteration draws p = ξ."""
+    alpha = np.where(first, 0.0, np.exp(-eps / PERSISTENCE))[:, None]
+    return alpha * momentum + np.sqrt(1.0 - alpha**2) * normal
+
+
+# (momentum, ε, the draws' normal, first iteration) → the refreshed momentum: an exact update of its law
+Refresh = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# (state, target, ε, momentum, steps) → where the dynamics ended, its energy error the log of the MH ratio
+Integrate = Callable[[State, Target, np.ndarray, np.ndarray, int], hmc.Trajectory]
+
+
+def persistent(refresh: Refresh, integrate: Integrate, n_leapfrog: int):
+    """Steps 1–4 above over any dynamics whose step, followed by negating the momentum, is an involution
+    with the energy error as the log of its MH ratio (the Jacobian included): the base step for
+    diagonal_mass.wrap. repro.samplers.mclmc runs it on isokinetic dynamics."""
+
     def base(outer: State):
         first = diagonal_mass.iteration(outer) == 0
 
         def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None):
             momentum, v = state.memory[:, :-1], state.memory[:, -1]
-            alpha = np.where(first, 0.0, np.exp(-eps / PERSISTENCE))[:, None]
-            p = alpha * momentum + np.sqrt(1.0 - alpha**2) * draws.normal
+            p = refresh(momentum, eps, draws.normal, first)
             v = np.where(first, 2.0 * draws.uniform - 1.0, v)
             v = (v + 1.0 + DELTA) % 2.0 - 1.0
-            end = hmc.leapfrog(state, target, eps, p, n_leapfrog)
+            end = integrate(state, target, eps, p, n_leapfrog)
             decision = metropolis_hastings(
                 target, state, end.state, -end.energy_error, ~end.broken, np.abs(v), None
             )
@@ -81,7 +98,7 @@ def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog
                 accepted,
                 decision.accept_prob,
                 end.broken,
-                gradients_per_step(n_leapfrog),
+                n_leapfrog,
                 end.energy_error,
                 hmc.divergent(end.energy_error, end.broken),
             )
@@ -89,4 +106,8 @@ def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog
 
         return step
 
-    return diagonal_mass.wrap(base, bounds)
+    return base
+
+
+def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog"].default):
+    return diagonal_mass.wrap(persistent(refresh, hmc.leapfrog, n_leapfrog), bounds)

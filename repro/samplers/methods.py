@@ -20,7 +20,17 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from repro.errors import BadInput
-from repro.samplers import ghmc, hmc, hmc_jitter, hmc_released, mala, mala_mass, mala_released, ppgn_released
+from repro.samplers import (
+    ghmc,
+    hmc,
+    hmc_jitter,
+    hmc_released,
+    mala,
+    mala_mass,
+    mala_released,
+    mclmc,
+    ppgn_released,
+)
 from repro.samplers import map as map_kernel
 from repro.samplers.kernel import check_kernel
 
@@ -203,6 +213,18 @@ METHODS: dict[str, Method] = {
             "ghmc",
             ghmc,
             "GHMC, persistent momentum, adapted diagonal mass",
+            "log_softmax",
+            1.0,
+            False,
+            {},
+            "hmc_step",
+            600,
+            tunings=("dual-averaging",),
+        ),
+        Method(
+            "mclmc",
+            mclmc,
+            "Adjusted MCLMC, isokinetic GHMC, adapted diagonal mass",
             "log_softmax",
             1.0,
             False,
