@@ -70,10 +70,11 @@ def test_repro_sample_runs_what_a_report_row_runs(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "jitter" / "run.json").read_text())
     assert record["tuning"] == "dual-averaging"
     assert record["options"] == {"schedule": "constant", "adapt": 2, "n_leapfrog": 5}
-    # GHMC spends one gradient an iteration, so --gradients N runs N iterations
-    assert main([*args[:5], "--method", "ghmc", "--gradients", "12", "-o", str(tmp_path / "ghmc")]) == 0
-    record = json.loads((tmp_path / "ghmc" / "run.json").read_text())
-    assert (record["tuning"], record["steps"], record["n_grad"]) == ("dual-averaging", 12, 13)
+    # GHMC and MCLMC spend one gradient an iteration, so --gradients N runs N iterations
+    for method in ("ghmc", "mclmc"):
+        assert main([*args[:5], "--method", method, "--gradients", "12", "-o", str(tmp_path / method)]) == 0
+        record = json.loads((tmp_path / method / "run.json").read_text())
+        assert (record["tuning"], record["steps"], record["n_grad"]) == ("dual-averaging", 12, 13)
 
 
 @pytest.mark.parametrize(
