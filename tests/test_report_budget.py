@@ -45,8 +45,8 @@ def record(ms, plan) -> dict:
 def test_the_paper_budget_clears_the_floor(ms):
     plan = make_plan(ms, [0], 2, 1.0, map_steps=20)
     mcmc = [r for r in plan.rows if r.mcmc]
-    # 6: the guidance study; 6: the samplers beyond the paper, with dual averaging, N(0, I) and fitted prior
-    assert len(mcmc) == 10 + 6 + 6 and min(r.steps for r in mcmc) >= MIN_MCMC_STEPS
+    # 6: the guidance study; 8: the samplers beyond the paper, with dual averaging, N(0, I) and fitted prior
+    assert len(mcmc) == 10 + 6 + 8 and min(r.steps for r in mcmc) >= MIN_MCMC_STEPS
     assert plan.short_rows == {} and plan.floor_budget is None
     floor = record(ms, plan)["settings"]["iteration_floor"]
     assert floor == {"floor": MIN_MCMC_STEPS, "short_rows": {}, "floor_budget": None, "notice": None}
