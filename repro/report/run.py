@@ -61,8 +61,9 @@ if TYPE_CHECKING:
     from repro.report.executors import Executor
 
 # 2: the feature-space metrics (kid, fd, precision, recall); 3: ‖z‖²/D; 4: the fitted prior chosen by the
-# realism of its draws, and `-prior` chains started at its draws; 5: `-prior` chains preconditioned by it
-CELL_VERSION = 5
+# realism of its draws, and `-prior` chains started at its draws; 5: `-prior` chains preconditioned by it;
+# 6: no mass window closes in warm-up's last 50 iterations (the adapted kernels' short runs froze a step of 1)
+CELL_VERSION = 6
 
 
 @dataclass

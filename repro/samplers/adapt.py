@@ -26,9 +26,11 @@ class DualAveragingState:
 
 
 def init(step_size: np.ndarray) -> DualAveragingState:
+    """Before any update the averaged step is the step itself (the first update replaces it whole), so a
+    run frozen right after a restart keeps the step it had, not exp(0) = 1."""
     log_step = np.log(np.asarray(step_size, dtype=np.float64))
     zeros = np.zeros_like(log_step)
-    return DualAveragingState(log_step, zeros.copy(), zeros, np.log(10.0) + log_step, 0)
+    return DualAveragingState(log_step, log_step.copy(), zeros, np.log(10.0) + log_step, 0)
 
 
 def update(state: DualAveragingState, accept_prob: np.ndarray, target: float) -> DualAveragingState:

@@ -11,10 +11,11 @@ towards s = 1 by its length (`SHRINK`): the kernels run where the target's scale
 paper's N(0, I) prior, or a fitted prior's preconditioner), so a short window's estimate, taken while the
 chains still drift, must not outweigh it. Each chain estimates its own s from
 its own warm-up (running sums over windows of 25, 50, 100, ... iterations, as Stan's doubling windows), so
-a chain never depends on the chains beside it; s is frozen when warm-up ends (the loop's t is then a
-number), which makes every later transition exact for π. At each window's end the step reports
-`Info.metric_changed` and the loop starts dual averaging over (Stan's restart), so the step is tuned for the
-new s alone; the step needs iterations after the last window to settle, as Stan's terminal window gives it.
+a chain never depends on the chains beside it; s is frozen when warm-up ends (the loop's t, counted from
+its end, is no longer negative), which makes every later transition exact for π. At each window's end the
+step reports `Info.metric_changed` and the loop starts dual averaging over (Stan's restart), so the step is
+tuned for the new s alone; the step needs iterations after the last window to settle, as Stan's terminal
+window gives it, so no window closes in warm-up's last `TERMINAL` iterations.
 
 The wrapper keeps the loop's state in z's coordinates (what checkpoints, traces and samples hold): a step
 maps the cache to u (u = z/s, ∇_u = s·∇_z), runs the base kernel on the scaled target, and maps back; a
@@ -46,6 +47,12 @@ MAX_CHANGE = 100.0
 # (tools/sampler_efficiency.py, 3 seeds), unshrunk estimates from the first short windows, taken while the
 # chains still drift, cost MALA 2× and HMC 5× against no mass at all; shrunk, the mass gains MALA 1.7×.
 SHRINK = 100
+# Warm-up's last iterations, in which no window closes: the restarted dual averaging's to settle in (Stan's
+# term_buffer). Without them a window closing at warm-up's last iteration froze the restart's first step
+# (1.0, far from any tuned one): mala-mass at 300 iterations (warm-up 75, the quick report's beyond rows)
+# then accepted no proposal after warm-up, and a window closing 5 iterations before its end left ghmc and
+# hmc-jitter accepting 0.28–0.95 against their goals of 0.9 and 0.65.
+TERMINAL = 50
 # Layout of a chain's memory row: its iteration count, then five blocks of D (sums of z, of z², of ∇, of ∇²
 # over the open window, and s), then the base kernel's own columns. Warm-up is a prefix of the run, so every
 # window it closes is whole: the window's length follows from the count and is not stored.
@@ -95,9 +102,10 @@ def closing_window(count: int) -> int:
     return size if end == count else 0
 
 
-def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Add this iteration to the window's sums; at a window's end, re-estimate s and empty the sums. Also
-    whether a window closed (s changed)."""
+def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray, left: int) -> tuple[np.ndarray, bool]:
+    """Add this iteration to the window's sums; at a window's end, unless fewer than TERMINAL warm-up
+    iterations are `left` after this one, re-estimate s and empty the sums. Also whether a window closed (s
+    changed)."""
     dim = z.shape[1]
     memory = memory[:, : _HEAD + 5 * dim].copy()
     blocks = [memory[:, _HEAD + k * dim : _HEAD + (k + 1) * dim] for k in range(5)]
@@ -107,7 +115,7 @@ def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> tuple[np.nda
     sum_z2 += z * z
     sum_g += grad
     sum_g2 += grad * grad
-    n = closing_window(int(memory[0, 0]))
+    n = closing_window(int(memory[0, 0])) if left >= TERMINAL else 0
     if not n:
         return memory, False
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -121,7 +129,7 @@ def _update(memory: np.ndarray, z: np.ndarray, grad: np.ndarray) -> tuple[np.nda
     return memory, True
 
 
-BaseStep = Callable[[State, Target, np.ndarray, Draws, "int | None"], tuple[State, Info]]
+BaseStep = Callable[[State, Target, np.ndarray, Draws, int], tuple[State, Info]]
 
 
 def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
@@ -131,7 +139,7 @@ def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
     if bounds is not None:
         raise BadInput("clip: an adapted mass rescales the code's coordinates; it cannot be clipped")
 
-    def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None):
+    def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int):
         s = scale(state)
         mass_columns = _HEAD + 5 * s.shape[1]
         own = state.memory[:, mass_columns:] if state.memory.shape[1] > mass_columns else None
@@ -141,8 +149,8 @@ def wrap(base: Callable[[State], BaseStep], bounds: Bounds | None) -> BaseStep:
         z = np.where(keep, state.z, moved.z * s)
         grad = np.where(keep, state.grad, moved.grad / s)
         logp = np.where(info.accepted, moved.logp, state.logp)
-        if t is None:  # warm-up: learn s; afterwards it stays fixed
-            memory, changed = _update(state.memory, z, grad)
+        if t < 0:  # warm-up, this iteration and −t − 1 more: learn s; afterwards it stays fixed
+            memory, changed = _update(state.memory, z, grad, -t - 1)
             info = dataclasses.replace(info, metric_changed=changed)
         else:
             memory = state.memory[:, :mass_columns].copy()

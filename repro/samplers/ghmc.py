@@ -80,7 +80,7 @@ def persistent(refresh: Refresh, integrate: Integrate, n_leapfrog: int):
     def base(outer: State):
         first = diagonal_mass.iteration(outer) == 0
 
-        def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None):
+        def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int):
             momentum, v = state.memory[:, :-1], state.memory[:, -1]
             p = refresh(momentum, eps, draws.normal, first)
             v = np.where(first, 2.0 * draws.uniform - 1.0, v)

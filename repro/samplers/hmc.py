@@ -81,9 +81,7 @@ def divergent(energy_error: np.ndarray, broken: np.ndarray) -> np.ndarray:
 def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog"].default):
     """The HMC step: the momentum is the draws' standard normal, its accept test their uniform."""
 
-    def step(
-        state: State, target: Target, eps: np.ndarray, draws: Draws, t: int | None
-    ) -> tuple[State, Info]:
+    def step(state: State, target: Target, eps: np.ndarray, draws: Draws, t: int) -> tuple[State, Info]:
         end = leapfrog(state, target, eps, draws.normal, n_leapfrog)
         decision = metropolis_hastings(
             target, state, end.state, -end.energy_error, ~end.broken, draws.uniform, bounds

@@ -73,7 +73,7 @@ def build(bounds: Bounds | None = None, *, n_leapfrog: int = OPTIONS["n_leapfrog
         raise BadInput("option clip: the released HMC does not clip (a382fc2 removed its clipping)")
 
     def step(
-        state: State, target: ClassifierTarget, eps: np.ndarray, draws: Draws, t: int | None
+        state: State, target: ClassifierTarget, eps: np.ndarray, draws: Draws, t: int
     ) -> tuple[State, Info]:
         e = eps[:, None]
         calls = 0

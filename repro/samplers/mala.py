@@ -30,10 +30,8 @@ def gradients_per_step(**params) -> int:
 def build(bounds: Bounds | None = None, *, noise_anneal: float = 0.0):
     """The MALA step; σ_t = (1 + t)^−noise_anneal after warm-up (t counted from its end), 1 during it."""
 
-    def step(
-        state: State, target: Target, tau: np.ndarray, draws: Draws, t: int | None
-    ) -> tuple[State, Info]:
-        sigma = 1.0 if t is None else noise_scale(noise_anneal, t)
+    def step(state: State, target: Target, tau: np.ndarray, draws: Draws, t: int) -> tuple[State, Info]:
+        sigma = 1.0 if t < 0 else noise_scale(noise_anneal, t)
         tau = tau[:, None]
         std = np.sqrt(2.0 * tau) * sigma
         noise = draws.normal

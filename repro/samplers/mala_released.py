@@ -93,9 +93,9 @@ def build(bounds: Bounds | None = None, *, decay: float = 0.99, noise_anneal: fl
         raise BadInput("option clip: the released MALA does not clip (f21b857 comments its clipping out)")
 
     def step(
-        state: State, target: ClassifierTarget, s: np.ndarray, draws: Draws, t: int | None
+        state: State, target: ClassifierTarget, s: np.ndarray, draws: Draws, t: int
     ) -> tuple[State, Info]:
-        sigma = 1.0 if t is None else noise_scale(noise_anneal, t)
+        sigma = 1.0 if t < 0 else noise_scale(noise_anneal, t)
         phase, p_prev, g_prev = state.memory[:, 0], state.memory[:, 1], state.memory[:, 2:]
         p = class_probability(target, state.z, state.logp)  # curr_posterior: the start code's, not y's
         drift, moved = dgn_am_step(state.grad, s)  # also curr_g (docs/released_samplers.md)

@@ -46,9 +46,7 @@ def dgn_am_step(h: np.ndarray, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def build(bounds: Bounds | None = None, *, normalize: bool = False, decay: float = 1.0):
     """One ascent step with per-chain learning rates `lr` [C]; the new position is evaluated once."""
 
-    def step(
-        state: State, target: Target, lr: np.ndarray, draws: Draws | None, t: int | None
-    ) -> tuple[State, Info]:
+    def step(state: State, target: Target, lr: np.ndarray, draws: Draws | None, t: int) -> tuple[State, Info]:
         h = state.grad
         if normalize:
             delta, usable = dgn_am_step(h, lr)

@@ -60,7 +60,7 @@ def build(
     if bounds is not None:
         raise BadInput(f"option clip: PPGN clips every unit to [0, {upper:g}] itself (its option `upper`)")
 
-    def step(state: State, target, lr: np.ndarray, draws: Draws, t: int | None) -> tuple[State, Info]:
+    def step(state: State, target, lr: np.ndarray, draws: Draws, t: int) -> tuple[State, Info]:
         p = class_probability(target, state.z, state.logp)
         d_prior = np.asarray(target.autoencode(state.z), np.float64) - state.z
         d_condition = (1.0 - p)[:, None] * state.grad

@@ -173,7 +173,7 @@ def _advance(cfg: Config, step, target: Target, run: _Run) -> None:
     eps = _step_size_at(cfg, run, t)
     start = run.state
     draws = _draw(run.rngs, start.z.shape[1]) if kernel.DRAWS else None
-    state, info = step(start, target, eps, draws, None if warm else t - cfg.adapt)
+    state, info = step(start, target, eps, draws, t - cfg.adapt)
     if warm:
         run.da = adapt.update(run.da, info.accept_prob, kernel.TARGET_ACCEPT)
         if info.metric_changed:
