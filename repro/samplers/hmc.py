@@ -8,6 +8,7 @@ trajectory (the target never sees NaN or inf) and rejected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "Trajectory",
     "build",
     "divergent",
+    "gaussian_kick",
     "gradients_per_step",
     "init",
     "leapfrog",
@@ -48,28 +50,45 @@ class Trajectory(NamedTuple):
     broken: np.ndarray  # [C] bool: the trajectory met a non-finite value
 
 
+# (momentum [C, D], gradient [C, D], time τ [C]) → the momentum after τ with the gradient held fixed, and
+# the change [C] in kinetic energy the update makes (minus the log of its Jacobian where it has one)
+Kick = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def gaussian_kick(momentum: np.ndarray, grad: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HMC's kick, p + τ∇log π, with ½‖p‖²'s change: over a trajectory the changes add up to ½‖p_end‖² −
+    ½‖p_start‖², so the energy error is H_new − H_old."""
+    moved = momentum + tau[:, None] * grad
+    return moved, 0.5 * np.sum(moved**2, axis=1) - 0.5 * np.sum(momentum**2, axis=1)
+
+
 def leapfrog(
-    state: State, target: Target, eps: np.ndarray, momentum: np.ndarray, n_leapfrog: int
+    state: State,
+    target: Target,
+    eps: np.ndarray,
+    momentum: np.ndarray,
+    n_leapfrog: int,
+    kick: Kick = gaussian_kick,
 ) -> Trajectory:
     """L leapfrog steps of size ε (per chain) from (state.z, momentum), starting from the cached gradient: L
-    target calls. A chain that meets a non-finite value is frozen where it started, so the target never sees
-    NaN or inf."""
-    e = eps[:, None]
+    target calls. The position moves by ε·momentum; `kick` is the momentum's half of the step, HMC's own or
+    repro.samplers.mclmc's isokinetic one, and the energy error is log π(start) − log π(end) plus the kicks'
+    changes. A chain that meets a non-finite value is frozen where it started, so the target never sees NaN
+    or inf."""
     z, p, grad = state.z, momentum, state.grad
     logp = state.logp
     broken = np.zeros(z.shape[0], dtype=bool)
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = p + 0.5 * e * grad
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        p, kinetic = kick(p, grad, 0.5 * eps)
         for i in range(n_leapfrog):
-            z = z + e * p
+            z = z + eps[:, None] * p
             broken |= ~finite_rows(z)
             logp, grad = evaluate(target, np.where(broken[:, None], state.z, z))
             broken |= ~finite_rows(logp, grad)
-            p = p + (e if i < n_leapfrog - 1 else 0.5 * e) * grad
-        broken |= ~finite_rows(p)
-        h_old = -state.logp + 0.5 * np.sum(momentum**2, axis=1)
-        h_new = -logp + 0.5 * np.sum(p**2, axis=1)
-        energy_error = np.where(broken, np.nan, h_new - h_old)
+            p, change = kick(p, grad, eps if i < n_leapfrog - 1 else 0.5 * eps)
+            kinetic = kinetic + change
+        broken |= ~finite_rows(p, kinetic)
+        energy_error = np.where(broken, np.nan, state.logp - logp + kinetic)
     return Trajectory(State(z, logp, grad), p, energy_error, broken)
 
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 
 from repro.errors import BadInput
-from repro.samplers import diagonal_mass, ghmc
+from repro.samplers import diagonal_mass, ghmc, hmc
 from repro.samplers.bounds import Bounds
 from repro.samplers.hmc import Trajectory
-from repro.samplers.state import State, Target, evaluate, finite_rows
+from repro.samplers.state import State, Target
 
 __all__ = ["OPTIONS", "TARGET_ACCEPT", "build", "gradients_per_step", "init", "integrate", "kick", "refresh"]
 
@@ -78,22 +78,9 @@ def kick(u: np.ndarray, grad: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, 
 
 
 def integrate(state: State, target: Target, eps: np.ndarray, u: np.ndarray, n_leapfrog: int) -> Trajectory:
-    """L isokinetic leapfrog steps from the cached gradient (L target calls); `energy_error` is W. A chain
-    that meets a non-finite value is frozen where it started, as in hmc.leapfrog."""
-    z, logp, grad = state.z, state.logp, state.grad
-    broken = np.zeros(z.shape[0], dtype=bool)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        u, kinetic = kick(u, grad, 0.5 * eps)
-        for i in range(n_leapfrog):
-            z = z + eps[:, None] * u
-            broken |= ~finite_rows(z)
-            logp, grad = evaluate(target, np.where(broken[:, None], state.z, z))
-            broken |= ~finite_rows(logp, grad)
-            u, change = kick(u, grad, eps if i < n_leapfrog - 1 else 0.5 * eps)
-            kinetic = kinetic + change
-        broken |= ~finite_rows(u, kinetic)
-        energy_error = np.where(broken, np.nan, state.logp - logp + kinetic)
-    return Trajectory(State(z, logp, grad), u, energy_error, broken)
+    """L isokinetic leapfrog steps from the cached gradient (L target calls): hmc.leapfrog with the
+    isokinetic kick, so `energy_error` is W."""
+    return hmc.leapfrog(state, target, eps, u, n_leapfrog, kick)
 
 
 def refresh(u: np.ndarray, eps: np.ndarray, normal: np.ndarray, first: np.ndarray) -> np.ndarray:
