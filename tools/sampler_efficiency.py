@@ -24,8 +24,8 @@ second is a timing.
 
 β 0 (in the default --betas) is the prior alone, N(0, I) in closed form, no nets: the target the kernels'
 theory is built for, and so the ceiling of each method's ratio on a target of the code's dimension. Measured
-there at D = 512, 6000 gradients, 3 seeds: MALA 0.036–0.040 ESS per gradient, mclmc 0.157–0.163 (4.1×), ghmc
-0.075–0.078; a target above a method's ceiling cannot be met on any posterior of that size.
+there at D = 512 (the defaults): median ESS per gradient MALA 0.036, mclmc 0.158 (4.33×, 4.00–4.62× over
+the seeds), ghmc 0.077 (2.09×); a target above a method's ceiling cannot be met on any posterior of that size.
 """
 
 from __future__ import annotations
