@@ -54,6 +54,11 @@ def test_the_quick_report_of_the_readme(tmp_path, capsys):
     prior_rows = [r for r in metrics["rows"] if r["key"].endswith("-prior")]
     assert prior_rows and all(r["prior"]["form"] == priors["form"] for r in prior_rows)
     assert "## Priors: how real their own draws look" in (out / "report.md").read_text()
+    # every step dual averaging froze is a tuned one: the rows beyond the paper (300 gradients, warm-up 75)
+    # once froze a step of 1 when a mass window closed at warm-up's end, and accepted 0.000–0.003
+    rows = [r for r in metrics["rows"] if r["tuning"] == "dual averaging"]
+    tuned = {r["key"]: r["metrics"]["acceptance"]["mean"] for r in rows}
+    assert len(tuned) > 10 and min(tuned.values()) > 0.3, tuned
 
 
 def test_the_readme_commands_on_units_starts_and_ppgn(tmp_path, capsys, monkeypatch):
