@@ -17,10 +17,9 @@ every method with MALA with dual averaging on the same start codes: the table gi
 range over seeds, with acceptance, step, HMC's trajectory length ε·L̄ (in the coordinates the kernel runs
 in), the largest split-R̂ and ESS per second (medians over seeds); under the table it names every seed on
 which MALA had not converged (R̂ above STATIONARY_RHAT), where the ratios flatter whatever starts faster.
-The default budget is the report's full one (6000 gradients a chain): there MALA's R̂ was 1.01–1.03 at
+The default budget is the report's full one (6000 gradients a chain): there MALA's R̂ was 1.01–1.04 at
 β = 1 under N(0, I), and at β = 10 under the fitted prior on seeds 0 and 2 (seed 1: 1.26), where 2000
-left it at 1.16. Run it on a quiet machine: ESS per
-second is a timing.
+left it at 1.16. Run it on a quiet machine: ESS per second is a timing.
 
 β 0 (in the default --betas) is the prior alone, N(0, I) in closed form, no nets: the target the kernels'
 theory is built for, and so the ceiling of each method's ratio on a target of the code's dimension. Measured
