@@ -53,7 +53,7 @@ def test_methods_compare_at_equal_cost_and_pair_with_mala(tmp_path, capsys):
 def test_beta_zero_is_the_standard_normal_alone_each_kernels_ceiling(tmp_path, capsys, monkeypatch):
     """β 0: the chains run on N(0, I) in closed form (the nets are never built, the fitted prior never
     chosen), with no likelihood to summarise, and the table says what the row is. There mclmc's ESS per
-    gradient is about 4× MALA's (4.15–4.51× at these settings, D = 512): the most it reaches on a target
+    gradient is about 4× MALA's (4.05–4.70× at these settings, D = 512): the most it reaches on a target
     of this size."""
     import tools.sampler_efficiency as tool
 

@@ -293,9 +293,10 @@ def markdown(result: dict) -> str:
     for r in result["table"]:
         if r["method"] == BASELINE and r["unconverged"]:
             seeds = ", ".join(f"{seed} ({rhat:.3f})" for seed, rhat in r["unconverged"])
+            word = "seed" if len(r["unconverged"]) == 1 else "seeds"
             lines.append(
                 f"\nβ {r['beta']:g}, {r['prior']} prior: {BASELINE}'s max R̂ was above {STATIONARY_RHAT} on "
-                f"seed {seeds}, so its chains had not converged within the budget there and those seeds' "
+                f"{word} {seeds}, so its chains had not converged within the budget there and those seeds' "
                 "ratios count faster convergence from the start codes as faster mixing; rerun with more "
                 "--gradients"
             )
